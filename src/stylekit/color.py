@@ -1,0 +1,83 @@
+"""Colour preservation (Gatys et al. 2017, "Controlling Perceptual Factors in
+Neural Style Transfer"): luminance-only transfer and colour histogram matching.
+
+Images are ``(3, H, W)`` or ``(N, 3, H, W)`` RGB tensors in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import StylekitError
+
+# NTSC YIQ: Y is the luminance, I and Q carry the chroma.
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]],
+    dtype=torch.float64,
+)
+
+
+def _check_rgb(img: torch.Tensor, name: str) -> None:
+    if img.dim() not in (3, 4) or img.shape[-3] != 3:
+        raise StylekitError(f"{name} must be an RGB image tensor (3, H, W) or (N, 3, H, W), got {tuple(img.shape)}")
+
+
+def rgb_to_yiq(img: torch.Tensor) -> torch.Tensor:
+    _check_rgb(img, "img")
+    m = _RGB_TO_YIQ.to(img.dtype).to(img.device)
+    return torch.einsum("ij,...jhw->...ihw", m, img)
+
+
+def yiq_to_rgb(img: torch.Tensor) -> torch.Tensor:
+    _check_rgb(img, "img")
+    m = torch.linalg.inv(_RGB_TO_YIQ).to(img.dtype).to(img.device)
+    return torch.einsum("ij,...jhw->...ihw", m, img)
+
+
+def luminance(img: torch.Tensor) -> torch.Tensor:
+    """The Y channel, shape (..., 1, H, W)."""
+    return rgb_to_yiq(img)[..., :1, :, :]
+
+
+def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Shift and scale the style's luminance to the content's mean and std
+    (Gatys et al. 2017, sec. 5.1, so the two luminance histograms line up)."""
+    s_mean, s_std = style_y.mean(), style_y.std(correction=0)
+    c_mean, c_std = content_y.mean(), content_y.std(correction=0)
+    return (style_y - s_mean) / (s_std + eps) * c_std + c_mean
+
+
+def replace_luminance(image: torch.Tensor, new_y: torch.Tensor) -> torch.Tensor:
+    """``image``'s chroma (I, Q) with luminance ``new_y``: the result of a luminance-only transfer."""
+    yiq = rgb_to_yiq(image)
+    yiq = torch.cat([new_y, yiq[..., 1:, :, :]], dim=-3)
+    return yiq_to_rgb(yiq).clamp(0, 1)
+
+
+def _sqrt_and_inv_sqrt(cov: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    values, vectors = torch.linalg.eigh(cov)
+    values = values.clamp_min(0) + eps
+    root = vectors @ torch.diag(values.sqrt()) @ vectors.T
+    inv_root = vectors @ torch.diag(values.rsqrt()) @ vectors.T
+    return root, inv_root
+
+
+def match_color_histogram(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Affinely recolour ``source`` so its pixel mean and 3x3 colour covariance equal ``target``'s.
+
+    ``x' = C_t^{1/2} C_s^{-1/2} (x - mu_s) + mu_t`` (the symmetric "3D colour
+    matching" of Gatys et al. 2017); the result is clamped to [0, 1].
+    """
+    _check_rgb(source, "source")
+    _check_rgb(target, "target")
+    if source.dim() != 3 or target.dim() != 3:
+        raise StylekitError("match_color_histogram takes single images (3, H, W)")
+    src = source.reshape(3, -1).double()
+    tgt = target.reshape(3, -1).double()
+    mu_s, mu_t = src.mean(1, keepdim=True), tgt.mean(1, keepdim=True)
+    cov_s = torch.cov(src, correction=0)
+    cov_t = torch.cov(tgt, correction=0)
+    _, inv_root_s = _sqrt_and_inv_sqrt(cov_s, eps)
+    root_t, _ = _sqrt_and_inv_sqrt(cov_t, eps)
+    out = root_t @ inv_root_s @ (src - mu_s) + mu_t
+    return out.reshape(source.shape).to(source.dtype).clamp(0, 1)

@@ -1,0 +1,108 @@
+"""The decoder: a mirror image of the VGG-19 encoder from a chosen layer back to RGB.
+
+Each encoder conv ``in -> out`` becomes a decoder conv ``out -> in`` (reflection
+padding, ReLU after every conv but the last), each max-pool becomes a 2x
+nearest-neighbour upsampling, and there are no normalisation layers - exactly
+the decoder of the AdaIN paper, generalised to any depth. For ``relu4_1`` it is
+layer for layer the official decoder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .encoder import LAYER_INDEX, VGG19_LAYERS, check_layer_name
+from .errors import StylekitError
+
+
+class MirrorDecoder(nn.Module):
+    def __init__(self, from_layer: str = "relu3_1"):
+        super().__init__()
+        layer = check_layer_name(from_layer)
+        if layer.kind != "relu":
+            raise StylekitError(f"the decoder starts from a relu layer, got {from_layer!r}")
+        self.from_layer = from_layer
+        encoder_part = VGG19_LAYERS[: LAYER_INDEX[from_layer] + 1]
+        self.plan: list[tuple[str, str]] = []  # (kind, module name) in execution order
+        self.convs = nn.ModuleDict()
+        convs = [l for l in encoder_part if l.kind == "conv"]
+        for l in reversed(encoder_part):
+            if l.kind == "conv":
+                self.convs[l.name] = nn.Conv2d(l.out_channels, l.in_channels, 3)
+                self.plan.append(("conv", l.name))
+                if l is not convs[0]:
+                    self.plan.append(("relu", l.name))
+            elif l.kind == "pool":
+                self.plan.append(("up", l.name))
+        self.in_channels = convs[-1].out_channels
+        self.num_upsamplings = sum(1 for kind, _ in self.plan if kind == "up")
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = features
+        for kind, name in self.plan:
+            if kind == "conv":
+                h = self.convs[name](F.pad(h, (1, 1, 1, 1), mode="reflect"))
+            elif kind == "relu":
+                h = F.relu(h)
+            else:
+                h = F.interpolate(h, scale_factor=2, mode="nearest")
+        return h
+
+    def load_weights(self, state: dict[str, torch.Tensor], source: str = "weights") -> None:
+        """Load our own layout (``convs.conv3_1.weight``) or the numeric
+        ``nn.Sequential`` layout of the official PyTorch AdaIN decoder."""
+        if any(re.fullmatch(r"\d+\.(weight|bias)", k) for k in state):
+            numeric = sorted({int(k.split(".")[0]) for k in state})
+            names = [name for kind, name in self.plan if kind == "conv"]
+            if len(numeric) != len(names):
+                raise StylekitError(
+                    f"{source} has {len(numeric)} convs, a decoder from {self.from_layer} has {len(names)}"
+                )
+            state = {
+                f"convs.{name}.{part}": state[f"{idx}.{part}"]
+                for idx, name in zip(numeric, names)
+                for part in ("weight", "bias")
+            }
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        if missing:
+            raise StylekitError(
+                f"{source} is not a decoder from {self.from_layer}: it lacks {missing[0]}"
+            )
+        for key, value in own.items():
+            if tuple(state[key].shape) != tuple(value.shape):
+                raise StylekitError(
+                    f"{source}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
+                )
+        self.load_state_dict(OrderedDict((k, state[k].float()) for k in own))
+
+
+# Convs in a mirror decoder from each relu*_1 layer: identifies numeric layouts.
+_CONVS_TO_LAYER = {1: "relu1_1", 3: "relu2_1", 5: "relu3_1", 9: "relu4_1", 13: "relu5_1"}
+
+
+def infer_layer(state: dict[str, torch.Tensor]) -> str:
+    """The encoder layer a decoder state dict starts from."""
+    ours = [k for k in state if re.fullmatch(r"convs\.conv\d_\d\.weight", k)]
+    if ours:
+        deepest = max((k.split(".")[1] for k in ours), key=lambda n: LAYER_INDEX[n])
+        return "relu" + deepest[len("conv"):]
+    numeric = {k.split(".")[0] for k in state if re.fullmatch(r"\d+\.weight", k)}
+    if len(numeric) in _CONVS_TO_LAYER:
+        return _CONVS_TO_LAYER[len(numeric)]
+    raise StylekitError("cannot tell which encoder layer these decoder weights start from")
+
+
+def load_decoder(path, device="cpu") -> MirrorDecoder:
+    """A decoder from a safetensors or .pth file (ours, or the official AdaIN decoder.pth)."""
+    from .encoder import load_state_file
+
+    state = load_state_file(path)
+    decoder = MirrorDecoder(infer_layer(state))
+    decoder.load_weights(state, source=str(path))
+    return decoder.to(device).eval()

@@ -1,0 +1,17 @@
+"""The one exception type users see.
+
+Every problem caused by user input (a bad file, an out-of-range control, a
+missing weight file) raises :class:`StylekitError`. It subclasses ``ValueError``
+so library callers can catch either; the CLI turns it into a one-line message
+and exit code 2.
+"""
+
+
+class StylekitError(ValueError):
+    """A problem with the caller's input, reported in one line."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,71 @@
+"""Perceptual losses on encoder features, shared by training, optimisation and evaluation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .functional import mean_std
+
+
+def content_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error: the paper's ``||f(g(t)) - t||^2`` normalised by its size."""
+    return F.mse_loss(pred.float(), target.float())
+
+
+def mean_std_style_loss(
+    pred: dict[str, torch.Tensor], style: dict[str, torch.Tensor], layers, eps: float = 1e-5
+) -> torch.Tensor:
+    """AdaIN's style loss: sum over layers of ``||mu(a)-mu(b)||^2 + ||sigma(a)-sigma(b)||^2``
+    (each a mean squared error over batch and channels)."""
+    total = 0.0
+    for layer in layers:
+        pm, ps = mean_std(pred[layer].float(), eps)
+        sm, ss = mean_std(style[layer].float(), eps)
+        if sm.shape[0] != pm.shape[0]:  # one style for a batch
+            sm, ss = sm.expand_as(pm), ss.expand_as(ps)
+        total = total + F.mse_loss(pm, sm) + F.mse_loss(ps, ss)
+    return total
+
+
+def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``F F^T / (H W)`` per sample: (N, C, C).
+
+    With a ``(N, 1, H, W)`` ``mask`` in [0, 1], the Gram matrix of the masked
+    region: ``sum_x m(x) f(x) f(x)^T / sum_x m(x)`` (a soft mask weights each
+    position, as :func:`stylekit.functional.masked_mean_std` does).
+    """
+    n, c, h, w = features.shape
+    flat = features.float().reshape(n, c, h * w)
+    if mask is None:
+        return flat @ flat.transpose(1, 2) / (h * w)
+    weights = mask.float().reshape(n, 1, h * w)
+    return (flat * weights) @ flat.transpose(1, 2) / weights.sum(dim=2, keepdim=True)
+
+
+def gram_loss(
+    pred: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], layers, masks: dict[str, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Sum over layers of the mean squared difference between the Gram matrices
+    of ``pred`` (of the region ``masks[layer]`` when given) and precomputed
+    target Gram matrices (so targets can be blended, or cached)."""
+    total = 0.0
+    for layer in layers:
+        gp = gram_matrix(pred[layer], None if masks is None else masks[layer])
+        gt = targets[layer]
+        if gt.shape[0] != gp.shape[0]:
+            gt = gt.expand_as(gp)
+        total = total + F.mse_loss(gp, gt)
+    return total
+
+
+def gram_style_loss(pred: dict[str, torch.Tensor], style: dict[str, torch.Tensor], layers) -> torch.Tensor:
+    """Gatys et al.'s style loss: sum over layers of the mean squared Gram difference."""
+    return gram_loss(pred, {layer: gram_matrix(style[layer]) for layer in layers}, layers)
+
+
+def total_variation(img: torch.Tensor) -> torch.Tensor:
+    """Squared total variation: the sum of squared differences between neighbouring pixels."""
+    dh = img[..., 1:, :] - img[..., :-1, :]
+    dw = img[..., :, 1:] - img[..., :, :-1]
+    return (dh**2).sum() + (dw**2).sum()

@@ -1,0 +1,252 @@
+"""What every stylization method shares: inputs, sizes, colour control, masks.
+
+A method implements :meth:`Stylizer.transfer` on prepared tensors; the base
+class turns paths / PIL images / tensors into those tensors, applies the
+size, crop and colour-preservation controls, checks every control, and
+converts the result back (PIL in -> PIL out, tensor in -> tensor out).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import color
+from .errors import StylekitError
+from .images import MIN_SIDE, check_size, load_mask, load_pil, mask_from_pil, pil_to_tensor, target_size, tensor_to_pil
+
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """The user controls common to all methods (CLI flags map onto these)."""
+
+    alpha: float = 1.0
+    style_weights: tuple[float, ...] | None = None
+    preserve_color: str = "none"
+    size: int = 512
+    style_size: int = 512
+    crop: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha) or not 0 <= self.alpha <= 1:
+            raise StylekitError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.preserve_color not in PRESERVE_COLOR:
+            raise StylekitError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
+        for name in ("size", "style_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise StylekitError(f"{name} must be a non-negative integer (0 keeps the original size), got {value!r}")
+            if 0 < value < MIN_SIDE:
+                raise StylekitError(f"{name} must be 0 or at least {MIN_SIDE}, got {value}")
+        if self.style_weights is not None:
+            weights = tuple(float(w) for w in self.style_weights)
+            if any(not math.isfinite(w) for w in weights):
+                raise StylekitError("style weights must be finite numbers")
+            if any(w < 0 for w in weights):
+                raise StylekitError(f"style weights must be non-negative, got {list(weights)}")
+            if sum(weights) <= 0:
+                raise StylekitError("style weights must not all be zero")
+            object.__setattr__(self, "style_weights", weights)
+
+    def normalised_weights(self, count: int) -> list[float]:
+        if self.style_weights is None:
+            return [1.0 / count] * count
+        if len(self.style_weights) != count:
+            raise StylekitError(f"got {len(self.style_weights)} style weights for {count} styles")
+        total = sum(self.style_weights)
+        return [w / total for w in self.style_weights]
+
+
+ImageLike = str | os.PathLike | Image.Image | torch.Tensor
+
+
+def to_tensor_image(x: ImageLike, what: str) -> tuple[torch.Tensor, bool]:
+    """``(3, H, W)`` float tensor in [0, 1], and whether the input was a tensor."""
+    if isinstance(x, torch.Tensor):
+        t = x
+        if t.dim() == 4:
+            if t.shape[0] != 1:
+                raise StylekitError(f"{what}: expected one image, got a batch of {t.shape[0]}")
+            t = t[0]
+        if t.dim() != 3 or t.shape[0] not in (1, 3):
+            raise StylekitError(f"{what}: expected a (3, H, W) tensor, got {tuple(x.shape)}")
+        if not t.is_floating_point():
+            raise StylekitError(f"{what}: expected a float tensor in [0, 1], got {t.dtype}")
+        if not bool(torch.isfinite(t).all()):
+            raise StylekitError(f"{what}: tensor contains NaN or infinite values")
+        if t.shape[0] == 1:
+            t = t.expand(3, -1, -1)
+        check_size((t.shape[2], t.shape[1]), what)
+        return t.float().clamp(0, 1), True
+    if isinstance(x, Image.Image):
+        img = x
+        check_size(img.size, what)
+        return pil_to_tensor(img), False
+    if isinstance(x, (str, os.PathLike)):
+        return pil_to_tensor(load_pil(x)), False
+    raise StylekitError(f"{what}: expected a path, PIL image or tensor, got {type(x).__name__}")
+
+
+def center_crop(t: torch.Tensor) -> torch.Tensor:
+    h, w = t.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return t[..., top : top + s, left : left + s]
+
+
+def resize(t: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    if tuple(t.shape[-2:]) == tuple(size_hw):
+        return t
+    x = t[None] if t.dim() == 3 else t
+    out = F.interpolate(x, size=size_hw, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    return out[0] if t.dim() == 3 else out
+
+
+def fit(t: torch.Tensor, longer_side: int, crop: bool) -> torch.Tensor:
+    if crop:
+        t = center_crop(t)
+    w, h = target_size((t.shape[-1], t.shape[-2]), longer_side)
+    check_size((w, h), "image after resizing")
+    return resize(t, (h, w))
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad (N, C, H, W) on the bottom/right up to a multiple of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    # reflection needs the pad to be smaller than the side; tiny maps fall back to replication
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw) -> list[torch.Tensor]:
+    """Load masks, check them against the content, and bring them to ``out_hw``."""
+    if len(masks) != styles_count:
+        raise StylekitError(f"got {len(masks)} masks for {styles_count} styles; give one mask per style")
+    out = []
+    for i, m in enumerate(masks, 1):
+        if isinstance(m, torch.Tensor):
+            t = m.float()
+            if t.dim() == 2:
+                t = t[None]
+            if t.dim() != 3 or t.shape[0] != 1:
+                raise StylekitError(f"mask {i}: expected a (1, H, W) or (H, W) tensor, got {tuple(m.shape)}")
+            if not bool(torch.isfinite(t).all()):
+                raise StylekitError(f"mask {i}: contains NaN or infinite values")
+            t = t.clamp(0, 1)
+        elif isinstance(m, Image.Image):
+            t = mask_from_pil(m)
+        else:
+            t = load_mask(m)
+        if tuple(t.shape[1:]) != tuple(content_size_hw):
+            raise StylekitError(
+                f"mask {i} is {t.shape[2]}x{t.shape[1]} but the content image is "
+                f"{content_size_hw[1]}x{content_size_hw[0]}; masks must match the content's size"
+            )
+        if crop:
+            t = center_crop(t)
+        t = F.interpolate(t[None], size=tuple(out_hw), mode="bilinear", align_corners=False, antialias=True)[0]
+        if float(t.max()) <= 0:
+            raise StylekitError(f"mask {i} is all black: it selects no region")
+        out.append(t.clamp(0, 1))
+    return out
+
+
+class Stylizer:
+    """Base class: ``stylize`` for every method; subclasses implement ``transfer``."""
+
+    method = "base"
+    device: torch.device
+
+    def clear_cache(self) -> None:
+        """Forget cached encoder outputs (methods that cache override this)."""
+
+    def transfer(
+        self,
+        content: torch.Tensor,
+        styles: list[torch.Tensor],
+        weights: list[float],
+        masks: list[torch.Tensor] | None,
+        alpha: float,
+    ) -> torch.Tensor:
+        """content (1, 3, H, W), styles [(1, 3, h, w)], masks [(1, 1, H, W)] -> (1, 3, H, W)."""
+        raise NotImplementedError
+
+    def stylize(
+        self,
+        content: ImageLike,
+        styles: ImageLike | Sequence[ImageLike],
+        *,
+        alpha: float = 1.0,
+        style_weights: Sequence[float] | None = None,
+        masks: Sequence | None = None,
+        preserve_color: str = "none",
+        size: int = 512,
+        style_size: int = 512,
+        crop: bool = False,
+    ):
+        """Stylize ``content`` with one or more ``styles``.
+
+        ``alpha`` trades content for style; ``style_weights`` interpolates
+        between several styles; ``masks`` (one per style, the content's size,
+        white = that style's region) applies each style to its own region;
+        ``preserve_color`` is ``"none"``, ``"luminance"`` or ``"histogram"``;
+        ``size`` / ``style_size`` are longer sides in pixels (0: unchanged);
+        ``crop`` takes the centre square first. Returns a PIL image, or a
+        ``(3, H, W)`` tensor when ``content`` is a tensor.
+        """
+        if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
+            styles = [styles]
+        styles = list(styles)
+        if not styles:
+            raise StylekitError("at least one style image is needed")
+        options = StylizeOptions(
+            alpha=alpha,
+            style_weights=tuple(style_weights) if style_weights is not None else None,
+            preserve_color=preserve_color,
+            size=size,
+            style_size=style_size,
+            crop=crop,
+        )
+        if masks is not None and style_weights is not None:
+            raise StylekitError("give either masks (one region per style) or style weights (a blend), not both")
+        weights = options.normalised_weights(len(styles))
+        content_t, tensor_in = to_tensor_image(content, "content")
+        original_hw = tuple(content_t.shape[1:])
+        content_t = fit(content_t, options.size, options.crop)
+        style_ts = [fit(to_tensor_image(s, f"style {i}")[0], options.style_size, options.crop) for i, s in enumerate(styles, 1)]
+        mask_ts = None
+        if masks is not None:
+            mask_ts = [m[None].to(self.device) for m in prepare_masks(list(masks), original_hw, len(styles), options.crop, content_t.shape[1:])]
+
+        if options.preserve_color == "histogram":
+            style_ts = [color.match_color_histogram(s, content_t) for s in style_ts]
+        if options.preserve_color == "luminance":
+            content_y = color.luminance(content_t)
+            style_in = [color.match_luminance(color.luminance(s), content_y).clamp(0, 1).expand(3, -1, -1) for s in style_ts]
+            content_in = content_y.expand(3, -1, -1)
+        else:
+            content_in, style_in = content_t, style_ts
+
+        out = self.transfer(
+            content_in[None].to(self.device),
+            [s[None].to(self.device) for s in style_in],
+            weights,
+            mask_ts,
+            options.alpha,
+        )[0].float().cpu()
+        if options.preserve_color == "luminance":
+            out = color.replace_luminance(content_t, color.luminance(out.clamp(0, 1)))
+        out = out.clamp(0, 1)
+        return out if tensor_in else tensor_to_pil(out)

@@ -1,0 +1,1 @@
+"""Shared training machinery: in-memory data, the checkpointing loop."""

@@ -1,0 +1,101 @@
+"""Shared fixtures. Tests never download: STYLEKIT_OFFLINE is set for the whole run.
+
+Real-weight tests need ``../shared/weights`` (or ``$STYLEKIT_WEIGHTS``) and skip
+with a clear reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STYLEKIT_SHARED", REPO.parent / "shared"))
+WEIGHTS_DIR = Path(os.environ.get("STYLEKIT_WEIGHTS", SHARED / "weights"))
+VGG_FILE = WEIGHTS_DIR / "vgg19_normalised_relu3_1.pth" if WEIGHTS_DIR.is_dir() else WEIGHTS_DIR
+DATA_DIR = Path(os.environ.get("STYLEKIT_DATA", SHARED / "data"))
+
+os.environ["STYLEKIT_OFFLINE"] = "1"
+if WEIGHTS_DIR.exists():
+    os.environ["STYLEKIT_WEIGHTS"] = str(WEIGHTS_DIR)
+
+needs_vgg = pytest.mark.skipif(
+    not VGG_FILE.is_file(),
+    reason=f"real VGG-19 weights not found at {VGG_FILE} (put ../shared beside the clone or set STYLEKIT_WEIGHTS)",
+)
+needs_data = pytest.mark.skipif(
+    not (DATA_DIR / "dev_eval").is_dir(),
+    reason=f"shared image data not found at {DATA_DIR} (put ../shared beside the clone or set STYLEKIT_DATA)",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # A test must never find (or write) weights in the user's real cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def vgg_state():
+    if not VGG_FILE.is_file():
+        pytest.skip(f"real VGG-19 weights not found at {VGG_FILE}")
+    return torch.load(VGG_FILE, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def encoder(vgg_state):
+    from stylekit.encoder import VGGEncoder
+
+    return VGGEncoder(vgg_state, last_layer="relu3_1")
+
+
+@pytest.fixture(scope="session")
+def random_decoder():
+    """An untrained, seeded decoder: fast tests of the plumbing, not of quality."""
+    from stylekit.decoder import MirrorDecoder
+
+    torch.manual_seed(0)
+    return MirrorDecoder("relu3_1").eval()
+
+
+@pytest.fixture(scope="session")
+def stylizer(encoder, random_decoder):
+    from stylekit.adain.model import AdaINStylizer
+
+    return AdaINStylizer(encoder, random_decoder, device="cpu")
+
+
+def make_image(path: Path, size=(64, 48), seed: int = 0, mode: str = "RGB", **save_kwargs) -> Path:
+    """A small seeded image with some structure (gradients + noise)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1), ((xx + yy) % 17) / 16.0], -1)
+    arr = np.clip(arr * 200 + rng.integers(0, 55, arr.shape), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **save_kwargs)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    """A content and a style image on disk."""
+    return make_image(tmp_path / "content.png", (80, 60), 1), make_image(tmp_path / "style.jpg", (64, 64), 2)
+
+
+@pytest.fixture(scope="session")
+def decoder_file(tmp_path_factory, random_decoder):
+    """The seeded untrained decoder saved as safetensors (for CLI tests)."""
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("weights") / "decoder.safetensors"
+    save_file({k: v.contiguous() for k, v in random_decoder.state_dict().items()}, str(path))
+    return path

@@ -1,0 +1,152 @@
+"""The AdaIN trainer: the paper's loss, a tiny run, and kill -9 / resume equality."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from stylekit.cli import main
+
+from .conftest import make_image, needs_vgg
+
+TINY = ["--resize", "40", "--crop", "32", "--batch-size", "2", "--precision", "fp32", "--device", "cpu"]
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    for i in range(4):
+        make_image(tmp_path / "content" / f"c{i}.jpg", (48 + 8 * i, 44), seed=i)
+        make_image(tmp_path / "style" / "nested" / f"s{i}.png", (40, 52), seed=10 + i)
+    (tmp_path / "content" / "broken.jpg").write_bytes(b"not a jpeg")
+    make_image(tmp_path / "style" / "tiny.png", (8, 8), seed=99)
+    return tmp_path / "content", tmp_path / "style"
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    with open(run_dir / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def train_args(data, run_dir, *extra):
+    content, style = data
+    return ["train", "adain", "--content", str(content), "--style", str(style), "--out", str(run_dir), *TINY, *extra]
+
+
+@needs_vgg
+def test_two_steps_write_weights_log_samples(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(tiny_data, run, "--max-steps", "2", "--log-every", "1", "--sample-every", "2", "--no-progress")) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: skipping") == 2  # the broken file and the 8x8 image, one line each
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert {"loss", "content", "style", "lr", "steps_per_s"} <= set(rows[0])
+    weights = load_file(str(run / "weights.safetensors"))
+    assert "convs.conv3_1.weight" in weights
+    assert (run / "samples" / "step_0000002.png").exists() and (run / "checkpoint.pt").exists()
+    # a second run into the same directory must not silently overwrite it
+    assert main(train_args(tiny_data, run, "--max-steps", "2", "--no-progress")) == 2
+
+
+@needs_vgg
+def test_loss_is_the_papers(tiny_data):
+    """Content loss against the AdaIN target t (not the content features), mean/std style loss."""
+    from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
+
+    content_dir, style_dir = tiny_data
+    cfg = AdaINTrainConfig(content=str(content_dir), style=str(style_dir), resize=40, crop=32, batch_size=2,
+                           precision="fp32", device="cpu", style_weight=7.0, content_weight=0.5)
+    task = AdaINTrainTask(cfg, warn=lambda m: None)
+    g = torch.Generator().manual_seed(0)
+    c, s = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    total, loss_c, loss_s = task.losses(c, s)
+
+    enc, dec = task.encoder, task.decoder
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+    with torch.no_grad():
+        fc = enc(c, layers)["relu3_1"].double()
+        fs = {k: v.double() for k, v in enc(s, layers).items()}
+
+        def stats(x):
+            m = x.mean(dim=(2, 3))
+            return m, ((x - m[..., None, None]) ** 2).mean(dim=(2, 3)).add(1e-5).sqrt()
+
+        cm, cs = stats(fc)
+        sm, ss = stats(fs["relu3_1"])
+        t = ss[..., None, None] * (fc - cm[..., None, None]) / cs[..., None, None] + sm[..., None, None]
+        out = dec(t.float())
+        fo = {k: v.double() for k, v in enc(out, layers).items()}
+        ref_c = F.mse_loss(fo["relu3_1"], t)
+        ref_s = sum(F.mse_loss(stats(fo[l])[0], stats(fs[l])[0]) + F.mse_loss(stats(fo[l])[1], stats(fs[l])[1]) for l in layers)
+    assert loss_c.item() == pytest.approx(ref_c.item(), rel=1e-4)
+    assert loss_s.item() == pytest.approx(ref_s.item(), rel=1e-4)
+    assert total.item() == pytest.approx(0.5 * ref_c.item() + 7.0 * ref_s.item(), rel=1e-4)
+
+
+@needs_vgg
+def test_inverse_lr_decay(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_args(tiny_data, run, "--max-steps", "3", "--log-every", "1", "--lr", "1e-3",
+                           "--lr-decay", "0.5", "--sample-every", "0", "--no-progress")) == 0
+    lrs = [float(r["lr"]) for r in read_log(run)]
+    assert lrs == pytest.approx([1e-3 / (1 + 0.5 * s) for s in range(3)])
+
+
+@needs_vgg
+def test_resume_rejects_changed_config(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_args(tiny_data, run, "--max-steps", "1", "--sample-every", "0", "--no-progress")) == 0
+    assert main(train_args(tiny_data, run, "--max-steps", "2", "--resume", "--style-weight", "3", "--no-progress")) == 2
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "stylekit", *args]
+
+
+@needs_vgg
+@pytest.mark.slow
+def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
+    """kill -9 a run several times at random moments; the resumed run ends with the
+    same weights and the same logged losses as a run never interrupted."""
+    steps = 24
+    common = ["--max-steps", str(steps), "--save-every", "3", "--log-every", "3", "--sample-every", "0", "--no-progress"]
+    reference = tmp_path / "reference"
+    subprocess.run(_cli(*train_args(tiny_data, reference, *common)), check=True, capture_output=True)
+
+    run = tmp_path / "killed"
+    rng = torch.Generator().manual_seed(1)
+    kills = 0
+    for attempt in range(12):
+        proc = subprocess.Popen(_cli(*train_args(tiny_data, run, *common, "--resume")),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = 2.5 + 3.0 * torch.rand(1, generator=rng).item()
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0
+        break
+    else:
+        pytest.fail("the run never finished")
+    assert kills >= 2, "the test did not interrupt the run; lower the delays"
+    assert read_log(run)[-1]["step"] == str(steps)
+    ref_rows, rows = read_log(reference), read_log(run)
+    assert [(r["step"], r["loss"], r["content"], r["style"]) for r in rows] == [
+        (r["step"], r["loss"], r["content"], r["style"]) for r in ref_rows
+    ]
+    a, b = load_file(str(reference / "weights.safetensors")), load_file(str(run / "weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(run.glob(".*.tmp")), "a temp file was left behind"
