@@ -69,7 +69,8 @@ def test_loss_is_the_papers(tiny_data):
     task = AdaINTrainTask(cfg, warn=lambda m: None)
     g = torch.Generator().manual_seed(0)
     c, s = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
-    total, loss_c, loss_s = task.losses(c, s)
+    total, parts = task.losses(c, s)
+    loss_c, loss_s = parts["content"], parts["style"]
 
     enc, dec = task.encoder, task.decoder
     layers = ("relu1_1", "relu2_1", "relu3_1")

@@ -249,8 +249,10 @@ def style_swap(
     Memory: the scores of ``chunk_size`` style patches against every content
     position are computed at a time, keeping a running maximum (a later chunk
     replaces the best only when strictly greater, so ties keep the lowest
-    index); by default the chunk is the largest whose scores and filters fit
-    in ``max_bytes``. The output is then assembled from the winning indices
+    index); by default the chunk is the largest whose scores (held twice by
+    the convolution at its peak) and filters fit in ``max_bytes``. The inputs,
+    the output and one gathered ``(N, C, H, W)``-sized slice come on top of
+    that budget. The output is then assembled from the winning indices
     by gathering style values - the one-hot tensor and the full patch set are
     never materialised. The assembly depends on the indices only, so any
     chunk size gives a bit-identical result whenever the scores are computed
@@ -300,7 +302,7 @@ def style_swap(
 
 @torch.no_grad()
 def _style_swap_argmax(content, style, p, s, chunk_size, eps, max_bytes):
-    """Index of the best style patch for every content patch: (N, Ho * Wo)."""
+    """Index of the best style patch for every content patch, (N, Ho, Wo), and (Ho, Wo)."""
     n, c, h, w = content.shape
     hs, ws = style.shape[2:]
     ho, wo = -(-(h - p) // s) + 1, -(-(w - p) // s) + 1  # ceil: the last patch reaches the border
@@ -320,7 +322,10 @@ def _style_swap_argmax(content, style, p, s, chunk_size, eps, max_bytes):
 
     item = content.element_size()
     if chunk_size is None:
-        chunk_size = max(1, max_bytes // (item * (n * ho * wo + c * p * p)))
+        # The convolution holds a chunk's scores twice at its peak (oneDNN writes a
+        # blocked layout and reorders it; the fallback builds an im2col buffer of
+        # similar size): measured, so counted.
+        chunk_size = max(1, max_bytes // (item * (2 * n * ho * wo + c * p * p)))
     chunk_size = min(chunk_size, count)
 
     best = content.new_full((n, ho * wo), -math.inf)

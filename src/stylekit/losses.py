@@ -69,3 +69,16 @@ def total_variation(img: torch.Tensor) -> torch.Tensor:
     dh = img[..., 1:, :] - img[..., :-1, :]
     dw = img[..., :, 1:] - img[..., :, :-1]
     return (dh**2).sum() + (dw**2).sum()
+
+
+def inversion_terms(output_feat: torch.Tensor, target: torch.Tensor, image: torch.Tensor, tv_weight: float) -> dict:
+    """Style-swap's feature-inversion objective as named terms:
+    ``||Phi(I) - H||^2`` (a mean squared error) and ``tv_weight * TV(I)`` per image.
+
+    Shared by the optimisation mode and the inverse network's training, so
+    both minimise the same thing with the same weights.
+    """
+    terms = {"feature": content_loss(output_feat, target)}
+    if tv_weight > 0:
+        terms["tv"] = tv_weight * total_variation(image.float()) / image.shape[0]
+    return terms

@@ -130,6 +130,18 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+def masks_at(masks: list[torch.Tensor], size_hw) -> list[torch.Tensor]:
+    """(1, 1, H, W) masks averaged down to a feature map's size; a region that
+    vanishes there is an error (it could not be stylized)."""
+    out = []
+    for mask in masks:
+        m = F.interpolate(mask, size=tuple(size_hw), mode="area")
+        if float(m.sum()) <= 0:
+            raise StylekitError("a mask's region vanishes at feature resolution; use a larger region")
+        out.append(m)
+    return out
+
+
 def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw) -> list[torch.Tensor]:
     """Load masks, check them against the content, and bring them to ``out_hw``."""
     if len(masks) != styles_count:

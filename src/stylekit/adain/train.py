@@ -1,4 +1,4 @@
-"""Training the AdaIN decoder (paper section 6.1 / the official implementation).
+"""Training the AdaIN decoder (paper sec. 6.1 and the official implementation).
 
 The decoder ``g`` learns to map ``t = AdaIN(f(c), f(s))`` back to an image whose
 features match ``t`` (content loss) and whose channel statistics match the
@@ -7,104 +7,39 @@ style's at relu1_1, relu2_1, relu3_1 (and relu4_1 when the encoder reaches it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
-from safetensors.torch import save_file
 
-from ..decoder import MirrorDecoder
-from ..devices import autocast, resolve_device, resolve_precision
-from ..encoder import LAYER_INDEX, style_layers_for
+from ..encoder import style_layers_for
+from ..errors import StylekitError
 from ..functional import adain
-from ..images import atomic_write, image_grid, save_image
 from ..losses import content_loss, mean_std_style_loss
-from ..training.data import ImageBank
-from ..training.loop import inverse_decay
-from ..weights import load_encoder
+from ..training.decoder_task import DecoderTrainConfig, DecoderTrainTask
 
 
 @dataclass(frozen=True)
-class AdaINTrainConfig:
-    content: str = field(metadata={"help": "directory of content photos (searched recursively)"})
-    style: str = field(metadata={"help": "directory of style images (searched recursively)"})
-    layer: str = field(default="relu3_1", metadata={"help": "encoder layer AdaIN works at"})
-    resize: int = field(
-        default=256,
-        metadata={"help": "shorter side images are resized to before cropping (paper: 512; 256 here "
-                  "because most style images are ~224 px, so 512 would upsample them)"},
-    )
-    crop: int = field(
-        default=128,
-        metadata={"help": "random square crop (paper: 256; 128 on CPU gives 4x the steps per hour, "
-                  "and relu3_1's receptive field is far smaller than 128 px)"},
-    )
-    batch_size: int = field(default=8, metadata={"help": "images per step"})
-    lr: float = field(default=1e-4, metadata={"help": "Adam learning rate"})
-    lr_decay: float = field(default=5e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
+class AdaINTrainConfig(DecoderTrainConfig):
     style_weight: float = field(default=10.0, metadata={"help": "weight of the style loss"})
     content_weight: float = field(default=1.0, metadata={"help": "weight of the content loss"})
-    seed: int = field(default=0, metadata={"help": "seed for initialisation and data order"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    precision: str = field(
-        default="auto",
-        metadata={"help": "auto (bf16 autocast where the CPU/GPU runs it natively), fp32, bf16, fp16",
-                  "choices": ("auto", "fp32", "bf16", "fp16")},
-    )
-    encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file (default: see stylekit.weights)"})
 
     def __post_init__(self):
-        from ..errors import StylekitError
-
-        if self.layer not in LAYER_INDEX or not self.layer.startswith("relu"):
-            raise StylekitError(f"--layer must be a relu layer such as relu3_1, got {self.layer!r}")
-        for name in ("resize", "crop", "batch_size"):
-            if getattr(self, name) < 1:
-                raise StylekitError(f"--{name.replace('_', '-')} must be positive")
-        if self.crop > self.resize:
-            raise StylekitError(f"--crop ({self.crop}) cannot exceed --resize ({self.resize})")
-        if self.crop % 8:
-            raise StylekitError(f"--crop must be a multiple of 8, got {self.crop}")
-        if self.lr <= 0 or self.lr_decay < 0 or self.style_weight < 0 or self.content_weight < 0:
-            raise StylekitError("--lr must be positive; --lr-decay and the loss weights non-negative")
+        super().__post_init__()
+        if self.style_weight < 0 or self.content_weight < 0:
+            raise StylekitError("--style-weight and --content-weight must be non-negative")
 
 
-class AdaINTrainTask:
+class AdaINTrainTask(DecoderTrainTask):
     kind = "adain"
 
     def __init__(self, cfg: AdaINTrainConfig, warn=None):
-        self.cfg = cfg
-        self.device = resolve_device(cfg.device)
-        self.dtype = resolve_precision(self.device, cfg.precision)
+        super().__init__(cfg, warn)
         self.style_layers = style_layers_for(cfg.layer)
-        self.encoder = load_encoder(cfg.encoder_weights, last_layer=cfg.layer, device=self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self.decoder = MirrorDecoder(cfg.layer).to(self.device)
-        # channels_last measured 1.4x faster for fp32 and 1.2x for bf16 on this CPU's oneDNN
-        self.encoder.to(memory_format=torch.channels_last)
-        self.decoder.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
-        self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16 and self.device.type == "cuda")
-        self.content = ImageBank.from_dir(cfg.content, cfg.resize, min_side=cfg.crop // 2, what="content", warn=warn)
-        self.style = ImageBank.from_dir(cfg.style, cfg.resize, min_side=cfg.crop // 2, what="style", warn=warn)
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        n = min(4, len(self.content), len(self.style))
-        self.sample_content = self.content.random_crops(n, cfg.crop, sample_gen)
-        self.sample_style = self.style.random_crops(n, cfg.crop, sample_gen)
-        self.step_lr = cfg.lr
-
-    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-
-    def learning_rate(self) -> float:
-        return self.step_lr
 
     def losses(self, content: torch.Tensor, style: torch.Tensor):
-        """The paper's losses for one batch (also used by tests and evaluation)."""
+        """The paper's loss for one batch: ``content_weight * L_c + style_weight * L_s``."""
         cfg = self.cfg
-        with autocast(self.device, self.dtype):
+        with self.autocast():
             with torch.no_grad():
                 content_feat = self.encoder.encode(content, cfg.layer).float()
                 style_feats = {k: v.float() for k, v in self.encoder(style, self.style_layers).items()}
@@ -113,50 +48,10 @@ class AdaINTrainTask:
             output_feats = self.encoder(output, self.style_layers)
             loss_c = content_loss(output_feats[cfg.layer], target)
             loss_s = mean_std_style_loss(output_feats, style_feats, self.style_layers)
-        return cfg.content_weight * loss_c + cfg.style_weight * loss_s, loss_c, loss_s
+        return cfg.content_weight * loss_c + cfg.style_weight * loss_s, {"content": loss_c, "style": loss_s}
 
-    def train_step(self, step: int) -> dict[str, float]:
-        cfg = self.cfg
-        self.step_lr = inverse_decay(cfg.lr, cfg.lr_decay, step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.step_lr
-        content = self._to_device(self.content.random_crops(cfg.batch_size, cfg.crop, self.generator))
-        style = self._to_device(self.style.random_crops(cfg.batch_size, cfg.crop, self.generator))
-        self.decoder.train()
-        loss, loss_c, loss_s = self.losses(content, style)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return {"loss": loss.item(), "content": loss_c.item(), "style": loss_s.item()}
-
-    def state_dict(self) -> dict:
-        return {
-            "decoder": self.decoder.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decoder.load_state_dict(state["decoder"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-
-    @torch.no_grad()
-    def write_samples(self, path: Path) -> None:
-        self.decoder.eval()
-        content = self._to_device(self.sample_content)
-        style = self._to_device(self.sample_style)
-        with autocast(self.device, self.dtype):
+    def sample_outputs(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
             target = adain(self.encoder.encode(content, self.cfg.layer).float(),
                            self.encoder.encode(style, self.cfg.layer).float())
-            output = self.decoder(target).float()
-        rows = [[c, s, o] for c, s, o in zip(self.sample_content, self.sample_style, output.cpu())]
-        save_image(image_grid(rows), path)
-
-    def export_weights(self, path: Path) -> None:
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.decoder.state_dict().items()}
-        metadata = {"kind": "adain-decoder", "layer": self.cfg.layer, "config": str(asdict(self.cfg))}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+            return self.decoder(target)

@@ -100,8 +100,12 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
-# Config fields a resumed run may change: how long and how often, not what is trained.
-RESUMABLE_CHANGES = {"max_steps", "save_every_steps", "save_every_minutes", "log_every", "sample_every", "progress"}
+# Config fields a resumed run may change: how long, how often and on what hardware
+# (a CPU run may continue on a GPU), not what is trained.
+RESUMABLE_CHANGES = {
+    "max_steps", "save_every_steps", "save_every_minutes", "log_every", "sample_every", "progress",
+    "device", "precision", "encoder_weights",
+}
 
 
 def _check_same_config(saved: dict, current: dict, path: Path) -> None:

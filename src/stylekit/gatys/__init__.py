@@ -1,0 +1,1 @@
+"""Gatys et al. (2016): style transfer by image optimisation against VGG features and Gram matrices."""
