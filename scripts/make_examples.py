@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-OUT = Path(__file__).resolve().parents[1] / "examples"
+OUT = Path(__file__).resolve().parents[1] / "src" / "stylekit" / "examples"
 
 
 def swirl_painting(size=(512, 384), seed=0) -> Image.Image:

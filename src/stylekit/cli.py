@@ -65,15 +65,24 @@ def cmd_train(args) -> int:
     config_cls, task_cls = _trainer(args.trainer)
     cfg = from_namespace(config_cls, args, content=str(Path(args.content).resolve()), style=str(Path(args.style).resolve()))
     loop = _loop_config(args)
+    from . import distributed
+
     task = task_cls(cfg, warn=_warn)
-    print(
-        f"training {args.trainer} at {cfg.layer}: {len(task.content)} content and {len(task.style)} style images, "
-        f"{task.device} {str(task.dtype).replace('torch.', '')}",
-        file=sys.stderr,
-    )
-    summary = run_training(task, asdict(cfg), args.out, loop, resume=args.resume)
-    print(f"step {summary['step']} reached in {summary['elapsed'] / 60:.1f} min of training; weights: "
-          f"{Path(args.out) / 'weights.safetensors'}", file=sys.stderr)
+    ctx = task.ctx
+    if ctx.is_main:
+        processes = f", {ctx.world_size} processes" if ctx.distributed else ""
+        print(
+            f"training {args.trainer} at {cfg.layer}: {len(task.content)} content and {len(task.style)} style images, "
+            f"{task.device} {str(task.dtype).replace('torch.', '')}{processes}",
+            file=sys.stderr,
+        )
+    try:
+        summary = run_training(task, asdict(cfg), args.out, loop, resume=args.resume)
+    finally:
+        distributed.teardown(ctx)
+    if ctx.is_main:
+        print(f"step {summary['step']} reached in {summary['elapsed'] / 60:.1f} min of training; weights: "
+              f"{Path(args.out) / 'weights.safetensors'}", file=sys.stderr)
     return 0
 
 
@@ -136,16 +145,25 @@ def cmd_stylize(args) -> int:
         check_output_path(output)
         if args.style_weights is not None:
             options.normalised_weights(len(styles))
+    from . import distributed
+    from .devices import resolve_device
+
+    # Under torchrun each process takes every world_size-th job: together they
+    # write every output exactly once.
+    device = resolve_device(args.device)
+    ctx = distributed.setup(device)
+    batch = len(jobs) > 1  # judged on the whole job: a rank's shard may hold one item
+    jobs = ctx.shard(jobs)
+    device = distributed.device_for(device, ctx)
     todo = [job for job in jobs if not (args.skip_existing and job[2].exists())]
     if len(todo) < len(jobs):
         print(f"skipping {len(jobs) - len(todo)} outputs that already exist", file=sys.stderr)
     if not todo:
         return 0
-    model = load(args.method, device=args.device, weights=args.weights, encoder_weights=args.encoder_weights,
+    model = load(args.method, device=device, weights=args.weights, encoder_weights=args.encoder_weights,
                  **method_options)
     failures = 0
-    batch = len(todo) > 1
-    bar = tqdm(todo, disable=not batch or args.no_progress, unit="image", dynamic_ncols=True)
+    bar = tqdm(todo, disable=not batch or args.no_progress or not ctx.is_main, unit="image", dynamic_ncols=True)
     for content, styles, output in bar:
         try:
             image = model.stylize(
@@ -163,7 +181,9 @@ def cmd_stylize(args) -> int:
         if not batch:
             print(output)
     if batch:
-        print(f"{len(todo) - failures} written, {failures} skipped, to {Path(args.output_dir)}", file=sys.stderr)
+        where = f" (process {ctx.rank} of {ctx.world_size})" if ctx.distributed else ""
+        print(f"{len(todo) - failures} written, {failures} skipped, to {Path(args.output_dir)}{where}", file=sys.stderr)
+    distributed.teardown(ctx)
     return 2 if failures else 0
 
 

@@ -12,7 +12,7 @@ initial image is first squeezed into ``[margin, 1 - margin]``.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -25,6 +25,8 @@ INITS = ("content", "noise")
 DEFAULT_ADAM_LR = 0.05
 
 LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+#: ``callback(step, image)``: the detached image after ``step`` completed iterations.
+Callback = Callable[[int, torch.Tensor], None]
 
 
 def initial_image(content: torch.Tensor, init: str = "content", seed: int = 0) -> torch.Tensor:
@@ -73,6 +75,8 @@ def optimize_image(
     history_size: int = 10,
     progress: bool = True,
     desc: str = "optimising",
+    callback: Callback | None = None,
+    callback_steps: Iterable[int] | None = None,
 ) -> torch.Tensor:
     """Minimise ``sum(loss_fn(image).values())`` over an image, starting at ``init``.
 
@@ -84,6 +88,14 @@ def optimize_image(
     space). ``margin`` squeezes the initial image into ``[margin, 1 - margin]``
     so no pixel starts on the flat tails of the sigmoid. Returns the detached
     image.
+
+    ``callback(step, image)`` is called with the detached image after ``step``
+    completed iterations, for each step in ``callback_steps`` (integers in
+    ``[0, steps]``; default: every step from 0), in increasing order. The
+    iterates are the same with or without it. With L-BFGS the loop pauses at
+    each such step and resumes with its history intact, which costs one extra
+    loss evaluation per pause (none for the last step), so ask only for the
+    steps you need.
     """
     check_options(steps, optimizer, lr)
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or init.shape[1] != 3 or not init.is_floating_point():
@@ -93,6 +105,7 @@ def optimize_image(
         raise StylekitError(f"history_size must be a positive integer, got {history_size!r}")
     if not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
         raise StylekitError(f"margin must be in (0, 0.5), got {margin!r}")
+    pauses = _callback_steps(callback, callback_steps, steps)
     from tqdm import tqdm
 
     x = init.detach().float().clamp(0, 1) * (1 - 2 * margin) + margin
@@ -101,15 +114,16 @@ def optimize_image(
     z = torch.logit(x).contiguous().requires_grad_()
     if optimizer == "lbfgs":
         # One step() call runs all iterations, so L-BFGS keeps its history and
-        # never evaluates a point twice. The line search usually accepts the
+        # never evaluates a point twice (a callback's pauses aside, see below). The line search usually accepts the
         # first trial point (one evaluation per iteration) but needs several on
         # the first iteration: max_eval only guards against a runaway search.
         # tolerance_change=0 stops early only on a vanishing gradient. The
         # history holds two image-sized tensors per correction pair: 10 pairs
         # (scipy's default) take 250 MB at 1024 x 1024, torch's default 100 would
         # take 2.5 GB.
+        max_eval = 2 * steps + 25
         opt = torch.optim.LBFGS(
-            [z], lr=1.0 if lr is None else lr, max_iter=steps, max_eval=2 * steps + 25,
+            [z], lr=1.0 if lr is None else lr, max_iter=steps, max_eval=max_eval,
             tolerance_change=0.0, history_size=history_size, line_search_fn="strong_wolfe",
         )
     else:
@@ -131,13 +145,49 @@ def optimize_image(
         bar.refresh()
         return total
 
+    def report(step: int) -> None:
+        if step in pauses:
+            callback(step, torch.sigmoid(z).detach())
+
     try:
         with torch.enable_grad():
+            report(0)
             if optimizer == "lbfgs":
-                opt.step(closure)
+                # Each step() call first evaluates the current point, then runs
+                # max_iter iterations; its state (history, step length, counters)
+                # carries over. The evaluation budget is what one call over all
+                # steps would have left, so the line searches match it too.
+                group, done, calls = opt.param_groups[0], 0, 0
+                for stop in [*(s for s in sorted(pauses) if 0 < s < steps), steps]:
+                    budget = max_eval - (opt.state[z].get("func_evals", 0) - calls)
+                    if budget > 1:  # else one call would have stopped here: out of evaluations
+                        group["max_iter"], group["max_eval"] = stop - done, budget
+                        opt.step(closure)
+                        calls += 1
+                    done = stop
+                    report(stop)
             else:
-                for _ in range(steps):
+                for i in range(steps):
                     opt.step(closure)
+                    report(i + 1)
     finally:
         bar.close()
     return torch.sigmoid(z).detach()
+
+
+def _callback_steps(callback, callback_steps, steps: int) -> frozenset[int]:
+    """The steps at which to call ``callback`` (empty without one), checked."""
+    if callback is None:
+        if callback_steps is not None:
+            raise StylekitError("callback_steps needs a callback")
+        return frozenset()
+    if not callable(callback):
+        raise StylekitError(f"callback must be callable, got {type(callback).__name__}")
+    if callback_steps is None:
+        return frozenset(range(steps + 1))
+    chosen = set()
+    for s in callback_steps:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= steps:
+            raise StylekitError(f"callback steps must be integers in [0, {steps}], got {s!r}")
+        chosen.add(s)
+    return frozenset(chosen)

@@ -44,7 +44,7 @@ class AdaINTrainTask(DecoderTrainTask):
                 content_feat = self.encoder.encode(content, cfg.layer).float()
                 style_feats = {k: v.float() for k, v in self.encoder(style, self.style_layers).items()}
                 target = adain(content_feat, style_feats[cfg.layer])
-            output = self.decoder(target)
+            output = self.net(target)
             output_feats = self.encoder(output, self.style_layers)
             loss_c = content_loss(output_feats[cfg.layer], target)
             loss_s = mean_std_style_loss(output_feats, style_feats, self.style_layers)

@@ -56,8 +56,9 @@ class StyleSwapTrainConfig(DecoderTrainConfig):
 class StyleSwapTrainTask(DecoderTrainTask):
     kind = "style-swap"
 
-    def __init__(self, cfg: StyleSwapTrainConfig, warn=None):
-        super().__init__(cfg, warn)
+    def start_fresh(self) -> None:
+        """Called for a new run only: a resumed run takes its weights from the checkpoint."""
+        cfg = self.cfg
         if cfg.init_weights:
             start = load_decoder(cfg.init_weights)
             if start.from_layer != cfg.layer:
@@ -78,7 +79,8 @@ class StyleSwapTrainTask(DecoderTrainTask):
         with self.autocast():
             content_feat = self.encoder.encode(content, layer).float()
             style_feat = self.encoder.encode(style, layer).float()
-        slots = torch.arange(content.shape[0], device=content.device) % len(SOURCES)
+        first = self.batch_offset  # slots are numbered across the global batch (see DecoderTrainTask)
+        slots = torch.arange(first, first + content.shape[0], device=content.device) % len(SOURCES)
         target = torch.where((slots == 1).view(-1, 1, 1, 1), style_feat, content_feat)
         swap_slots = (slots == 2).nonzero().flatten()
         if len(swap_slots):
@@ -88,7 +90,7 @@ class StyleSwapTrainTask(DecoderTrainTask):
     def losses(self, content: torch.Tensor, style: torch.Tensor):
         target = self.targets(content, style)
         with self.autocast():
-            output = self.decoder(target)
+            output = self.net(target)
             output_feat = self.encoder.encode(output, self.cfg.layer).float()
         terms = inversion_terms(output_feat, target, output, self.cfg.tv_weight)
         return sum(terms.values()), terms

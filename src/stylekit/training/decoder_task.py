@@ -15,6 +15,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from .. import distributed
 from ..decoder import MirrorDecoder
 from ..devices import autocast, resolve_device, resolve_precision
 from ..encoder import LAYER_INDEX
@@ -72,7 +75,10 @@ class DecoderTrainTask:
 
     def __init__(self, cfg: DecoderTrainConfig, warn=None):
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        device = resolve_device(cfg.device)
+        self.ctx = distributed.setup(device)
+        self.device = distributed.device_for(device, self.ctx)
+        self.ctx.slice(cfg.batch_size)  # fails early unless the batch splits evenly over the processes
         self.dtype = resolve_precision(self.device, cfg.precision)
         self.encoder = load_encoder(cfg.encoder_weights, last_layer=cfg.layer, device=self.device)
         with torch.random.fork_rng(devices=[]):
@@ -81,6 +87,8 @@ class DecoderTrainTask:
         # channels_last measured 1.4x faster for fp32 and 1.2x for bf16 on this CPU's oneDNN
         self.encoder.to(memory_format=torch.channels_last)
         self.decoder.to(memory_format=torch.channels_last)
+        # the module the loss runs through: DDP all-reduces its gradients across processes
+        self.net = DDP(self.decoder) if self.ctx.distributed else self.decoder
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
         self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16 and self.device.type == "cuda")
         self.content = ImageBank.from_dir(cfg.content, cfg.resize, min_side=cfg.crop // 2, what="content", warn=warn)
@@ -91,6 +99,7 @@ class DecoderTrainTask:
         self.sample_content = self.content.random_crops(n, cfg.crop, sample_gen)
         self.sample_style = self.style.random_crops(n, cfg.crop, sample_gen)
         self.step_lr = cfg.lr
+        self.batch_offset = 0  # global index of this process's first batch slot
 
     def autocast(self):
         return autocast(self.device, self.dtype)
@@ -107,20 +116,32 @@ class DecoderTrainTask:
     def sample_outputs(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def backward_step(self, step: int) -> dict[str, float]:
+        """Forward and backward for ``step``: gradients (all-reduced under DDP) are
+        left in the decoder's ``.grad``; returns the losses averaged over processes."""
         cfg = self.cfg
         self.step_lr = inverse_decay(cfg.lr, cfg.lr_decay, step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.step_lr
-        content = self.to_device(self.content.random_crops(cfg.batch_size, cfg.crop, self.generator))
-        style = self.to_device(self.style.random_crops(cfg.batch_size, cfg.crop, self.generator))
+        # Every process draws the whole global batch from the same generator and keeps
+        # its slice: N processes then train exactly as one process with the same batch,
+        # and the generator state (checkpointed) is valid for any number of processes.
+        part = self.ctx.slice(cfg.batch_size)
+        self.batch_offset = part.start
+        content = self.to_device(self.content.random_crops(cfg.batch_size, cfg.crop, self.generator)[part])
+        style = self.to_device(self.style.random_crops(cfg.batch_size, cfg.crop, self.generator)[part])
         self.decoder.train()
         loss, parts = self.losses(content, style)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        values = {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
+        return distributed.mean_over_ranks(values, self.ctx, self.device)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        values = self.backward_step(step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
+        return values
 
     def state_dict(self) -> dict:
         return {

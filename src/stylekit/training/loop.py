@@ -31,6 +31,7 @@ from typing import Protocol
 import torch
 from tqdm import tqdm
 
+from .. import distributed
 from ..errors import StylekitError, one_line
 from ..images import atomic_write
 
@@ -54,6 +55,8 @@ class TrainTask(Protocol):
     def write_samples(self, path: Path) -> None: ...
 
     def export_weights(self, path: Path) -> None: ...
+
+    # optional: ``start_fresh()`` runs only when a run starts without a checkpoint
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def load_checkpoint(path: Path) -> dict:
 # (a CPU run may continue on a GPU), not what is trained.
 RESUMABLE_CHANGES = {
     "max_steps", "save_every_steps", "save_every_minutes", "log_every", "sample_every", "progress",
-    "device", "precision", "encoder_weights",
+    "device", "precision", "encoder_weights", "init_weights",
 }
 
 
@@ -141,7 +144,15 @@ class _StopFlag:
 
 
 def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopConfig, resume: bool = False) -> dict:
-    """Train ``task`` until ``loop.max_steps``; returns a summary dict."""
+    """Train ``task`` until ``loop.max_steps``; returns a summary dict.
+
+    Under torchrun every process runs this loop in lockstep; only rank 0 writes
+    (checkpoints, weights, log, samples, progress), every rank reads the
+    checkpoint on resume.
+    """
+    ctx = getattr(task, "ctx", None) or distributed.Context()
+    device = getattr(task, "device", torch.device("cpu"))
+    main = ctx.is_main
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
@@ -160,11 +171,16 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
         _set_rng_state(payload["rng"])
         step, elapsed = int(payload["step"]), float(payload["elapsed"])
         acc_sum, acc_count = dict(payload["log_acc"]["sum"]), int(payload["log_acc"]["count"])
-        _truncate_log(log_path, step)
-    elif resume:
-        print(f"note: no checkpoint in {run_dir}; starting a new run", file=sys.stderr)
+        if main:
+            _truncate_log(log_path, step)
+    else:
+        if resume:
+            print(f"note: no checkpoint in {run_dir}; starting a new run", file=sys.stderr)
+        getattr(task, "start_fresh", lambda: None)()  # e.g. fine-tuning from given weights
 
-    _write_run_info(run_dir, full_config, step)
+    if main:
+        _write_run_info(run_dir, full_config, step)
+    distributed.barrier(ctx)  # nobody trains (and rank 0 writes nothing) until every rank has read the checkpoint
     if step >= loop.max_steps:
         return {"step": step, "elapsed": elapsed, "run_dir": str(run_dir)}
 
@@ -184,11 +200,11 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
         )
         task.export_weights(run_dir / WEIGHTS)
 
-    log_file = open(log_path, "a", newline="")
+    log_file = open(log_path, "a", newline="") if main else None
     writer = None
     last_save = time.monotonic()
     interval_start, interval_steps = time.monotonic(), 0
-    bar = tqdm(total=loop.max_steps, initial=step, disable=not loop.progress, unit="step", dynamic_ncols=True, desc=task.kind)
+    bar = tqdm(total=loop.max_steps, initial=step, disable=not (loop.progress and main), unit="step", dynamic_ncols=True, desc=task.kind)
     try:
         with _StopFlag() as stop:
             while step < loop.max_steps:
@@ -200,15 +216,16 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
                 for k, v in losses.items():
                     acc_sum[k] = acc_sum.get(k, 0.0) + float(v)
                 acc_count += 1
-                if step % loop.log_every == 0:
+                if step % loop.log_every == 0 and main:
                     now = time.monotonic()
                     rate = interval_steps / max(now - interval_start, 1e-9)
                     row = {"step": step, "elapsed_s": round(elapsed, 2), "lr": task.learning_rate()}
                     row.update({k: v / acc_count for k, v in acc_sum.items()})
                     row["steps_per_s"] = round(rate, 4)
                     if writer is None:
-                        writer = csv.DictWriter(log_file, fieldnames=list(row))
-                        if log_path.stat().st_size == 0:
+                        header = _log_header(log_path)  # appending to a resumed log: keep its column order
+                        writer = csv.DictWriter(log_file, fieldnames=header or list(row))
+                        if not header:
                             writer.writeheader()
                     writer.writerow(row)
                     log_file.flush()
@@ -216,20 +233,31 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
                     acc_sum, acc_count = {}, 0
                     interval_start, interval_steps = now, 0
                 bar.update(1)
-                if loop.sample_every and step % loop.sample_every == 0:
+                if loop.sample_every and step % loop.sample_every == 0 and main:
                     task.write_samples(run_dir / "samples" / f"step_{step:07d}.png")
+                stopping = distributed.any_rank(stop.requested, ctx, device)
                 due_by_steps = loop.save_every_steps and step % loop.save_every_steps == 0
                 due_by_time = loop.save_every_minutes and time.monotonic() - last_save >= 60 * loop.save_every_minutes
-                if due_by_steps or due_by_time or step == loop.max_steps or stop.requested:
+                if main and (due_by_steps or due_by_time or step == loop.max_steps or stopping):
                     checkpoint()
                     last_save = time.monotonic()
-                if stop.requested:
-                    print(f"\nstopped at step {step}; checkpoint saved, continue with --resume", file=sys.stderr)
+                if stopping:
+                    if main:
+                        print(f"\nstopped at step {step}; checkpoint saved, continue with --resume", file=sys.stderr)
                     break
     finally:
         bar.close()
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
+    distributed.barrier(ctx)
     return {"step": step, "elapsed": elapsed, "run_dir": str(run_dir)}
+
+
+def _log_header(log_path: Path) -> list[str] | None:
+    if not log_path.exists() or log_path.stat().st_size == 0:
+        return None
+    with open(log_path, newline="") as fh:
+        return next(csv.reader(fh), None)
 
 
 def _truncate_log(log_path: Path, step: int) -> None:

@@ -1,0 +1,8 @@
+"""``stylekit serve``: a FastAPI web service with a browser page.
+
+Needs the ``[serve]`` extra (``pip install 'stylekit[serve]'``).
+"""
+
+from .app import EXAMPLES, Limits, create_app, load_models, serve
+
+__all__ = ["EXAMPLES", "Limits", "create_app", "load_models", "serve"]

@@ -1,0 +1,542 @@
+"""The web service: ``POST /v1/stylize``, a browser page at ``/``, ``/healthz``.
+
+Everything CPU-bound (decoding, stylizing, encoding) runs in a small thread
+pool behind an asyncio semaphore, so requests queue instead of exhausting
+memory. Every problem with a request's input answers HTTP 4xx with a JSON body
+``{"error": "..."}`` (the library's :class:`~stylekit.errors.StylekitError`
+messages); tracebacks stay in the server log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from PIL import Image
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from .. import images as _images
+from ..errors import StylekitError, one_line
+from ..images import MIN_SIDE, load_mask, load_pil, target_size
+from ..pipeline import PRESERVE_COLOR, Stylizer, StylizeOptions
+
+log = logging.getLogger("stylekit.server")
+
+STATIC = Path(__file__).resolve().with_name("static")
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"  # shipped with the package, also the README's
+
+#: The only files ``GET /v1/examples/{id}`` serves: id -> (file in stylekit/examples, label, role).
+EXAMPLES: dict[str, tuple[str, str, str]] = {
+    "chelsea": ("chelsea.jpg", "Chelsea the cat", "content"),
+    "coffee": ("coffee.jpg", "Coffee", "content"),
+    "swirls": ("swirls.jpg", "Swirls", "style"),
+    "mosaic": ("mosaic.jpg", "Mosaic", "style"),
+}
+
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server (the defaults suit a small CPU box)."""
+
+    #: request body, refused from Content-Length and again while it streams in
+    max_body_bytes: int = 32 * 2**20
+    #: pixels of one uploaded image, read from its header before decoding
+    #: (never more than :data:`stylekit.images.MAX_PIXELS`)
+    max_pixels: int = 16_000_000
+    #: the output, and each style after resizing, at most this many pixels
+    max_output_pixels: int = 2048 * 2048
+    #: longest side a client may ask for with ``size`` / ``style_size``
+    max_side: int = 2048
+    #: style images (and masks) in one request
+    max_styles: int = 4
+    #: stylizations running at once; the rest wait in a queue
+    max_concurrency: int = 1
+    #: requests waiting for a slot before new ones get 503
+    max_queue: int = 16
+    #: from the end of the upload to the response, queueing included (503 past it)
+    request_timeout_s: float = 120.0
+    #: the longest pause while reading the request body (408 past it)
+    body_timeout_s: float = 30.0
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise StylekitError(f"limit {name} must be a positive number, got {value!r}")
+        if self.max_pixels > _images.MAX_PIXELS:
+            raise StylekitError(f"max_pixels cannot exceed the decoder's limit of {_images.MAX_PIXELS:,}")
+        if self.max_side < MIN_SIDE:
+            raise StylekitError(f"max_side must be at least {MIN_SIDE}")
+
+
+class LimitExceeded(StylekitError):
+    """An input within the library's limits but beyond this server's (HTTP 413)."""
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class BodyLimitMiddleware:
+    """Refuse oversized bodies early: from Content-Length before reading
+    anything, and while streaming (chunked uploads, lying clients) as soon as
+    the count passes the limit. A stalled upload times out with 408."""
+
+    def __init__(self, app, max_bytes: int, timeout_s: float):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    def _too_large(self) -> str:
+        return f"request body is larger than this server's limit of {self.max_bytes:,} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                return await _error(400, "invalid Content-Length header")(scope, receive, send)
+            if length > self.max_bytes:
+                return await _error(413, self._too_large(), {"Connection": "close"})(scope, receive, send)
+
+        received = 0
+        body_done = False
+        started = False
+
+        async def limited_receive():
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"no request data for {self.timeout_s:g} s; upload timed out") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._too_large())
+                body_done = not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except HTTPException as exc:  # raised where no handler of the app saw it
+            if started:
+                raise
+            await _error(exc.status_code, str(exc.detail), {"Connection": "close"})(scope, receive, send)
+
+
+class _Slots:
+    """At most ``max_concurrency`` jobs in the thread pool, at most
+    ``max_queue`` waiting; a job past its deadline answers 503 (the thread
+    finishes its work and only then frees its slot, so memory stays bounded)."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._executor: ThreadPoolExecutor | None = None
+        self.waiting = 0
+        self._sem: asyncio.Semaphore | None = None
+        self._loop = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:  # made on first use, so an app can be started again after a shutdown
+            self._executor = ThreadPoolExecutor(max_workers=self.limits.max_concurrency, thread_name_prefix="stylekit")
+        return self._executor
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._loop is not loop:  # a new event loop (tests): fresh primitives
+            self._sem, self._loop = asyncio.Semaphore(self.limits.max_concurrency), loop
+        return self._sem
+
+    async def run(self, fn: Callable, *args):
+        sem = self._semaphore()
+        timeout = self.limits.request_timeout_s
+        start = time.perf_counter()
+        if sem.locked() and self.waiting >= self.limits.max_queue:
+            raise HTTPException(503, f"server busy: {self.waiting} requests are already waiting; try again soon")
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(sem.acquire(), timeout)
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f"server busy: no free slot within {timeout:g} s; try again soon") from None
+        finally:
+            self.waiting -= 1
+        waited = time.perf_counter() - start
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        except BaseException:
+            sem.release()
+            raise
+
+        def done(f):
+            sem.release()
+            if not f.cancelled():
+                f.exception()  # retrieved here, so an abandoned job's error is not logged as "never retrieved"
+
+        future.add_done_callback(done)
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), max(timeout - waited, 0.001))
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f"the request took longer than this server's limit of {timeout:g} s") from None
+        return result, waited
+
+
+def _parse_bool(value: str | bool, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise StylekitError(f"{name} must be true or false, got {value!r}")
+
+
+def _parse_preserve_color(value: str) -> str:
+    v = (value or "none").strip().lower()
+    if v in PRESERVE_COLOR:
+        return v
+    if v in _TRUE:
+        return "luminance"
+    if v in _FALSE:
+        return "none"
+    raise StylekitError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)}, got {value!r}")
+
+
+def _parse_weights(value: str | None) -> tuple[float, ...] | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        weights = tuple(float(w) for w in value.replace(";", ",").split(","))
+    except ValueError:
+        raise StylekitError(f"style_weights must be comma-separated numbers, got {value!r}") from None
+    return weights
+
+
+class _Job:
+    """One request's decoded parameters and raw files, run in a worker thread."""
+
+    def __init__(self, files: list[tuple[str, bytes]], n_styles: int, n_masks: int, options: StylizeOptions,
+                 masks_given: bool, fmt: str, limits: Limits):
+        self.files, self.n_styles, self.n_masks = files, n_styles, n_masks
+        self.options, self.masks_given, self.fmt, self.limits = options, masks_given, fmt, limits
+
+    def _check_header(self, path: Path, label: str) -> None:
+        """Refuse an image whose declared size passes the limit, before decoding it."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    w, h = img.size
+        except Image.DecompressionBombError:
+            raise LimitExceeded(f"{label}: image declares a size beyond this server's limit of "
+                                f"{self.limits.max_pixels:,} pixels") from None
+        except Exception:
+            return  # not readable as an image: load_pil says why, in the library's words
+        if w * h > self.limits.max_pixels:
+            raise LimitExceeded(f"{label}: image is {w}x{h} pixels, more than this server's limit of "
+                                f"{self.limits.max_pixels:,}")
+
+    def _check_output(self, size: tuple[int, int], longer_side: int, label: str) -> None:
+        w, h = size
+        if self.options.crop:
+            w = h = min(w, h)
+        ow, oh = target_size((w, h), longer_side)
+        if ow * oh > self.limits.max_output_pixels:
+            raise LimitExceeded(
+                f"{label} would be {ow}x{oh} pixels, more than this server's limit of "
+                f"{self.limits.max_output_pixels:,}; ask for a smaller size"
+            )
+
+    def __call__(self, model: Stylizer, lock: threading.Lock) -> tuple[bytes, float, tuple[int, int]]:
+        with tempfile.TemporaryDirectory(prefix="stylekit-serve-") as tmp:
+            try:
+                return self._run(model, lock, Path(tmp))
+            except StylekitError as exc:
+                # messages name the upload ("style 2"), never the server's temp folder
+                raise type(exc)(str(exc).replace(tmp + os.sep, "").replace(tmp, "")) from None
+
+    def _run(self, model, lock, tmp: Path):
+        paths = {}
+        for label, data in self.files:
+            path = tmp / label
+            path.write_bytes(data)
+            self._check_header(path, label)
+            paths[label] = path
+        content = load_pil(paths["content"])
+        styles = [load_pil(paths[f"style {i}"]) for i in range(1, self.n_styles + 1)]
+        masks = [load_mask(paths[f"mask {i}"]) for i in range(1, self.n_masks + 1)] if self.masks_given else None
+        self._check_output(content.size, self.options.size, "the output")
+        for i, s in enumerate(styles, 1):
+            self._check_output(s.size, self.options.style_size, f"style {i} after resizing")
+        o = self.options
+        with lock:  # one model is not re-entrant (its feature cache is a plain dict)
+            start = time.perf_counter()
+            result = model.stylize(
+                content, styles, alpha=o.alpha, style_weights=o.style_weights, masks=masks,
+                preserve_color=o.preserve_color, size=o.size, style_size=o.style_size, crop=o.crop,
+            )
+            seconds = time.perf_counter() - start
+        buf = io.BytesIO()
+        pil_format = FORMATS[self.fmt][0]
+        result.save(buf, format=pil_format, **({"quality": 92} if pil_format == "JPEG" else {}))
+        return buf.getvalue(), seconds, result.size
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path")]
+        where = ".".join(loc)
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(
+    models: Stylizer | Mapping[str, Stylizer] | None = None,
+    *,
+    model_loader: Callable[[str], Stylizer] | None = None,
+    methods: Iterable[str] = ("adain",),
+    limits: Limits | None = None,
+) -> FastAPI:
+    """The ASGI application.
+
+    Give ready ``models`` (a stylizer, or ``{method: stylizer}``), or a
+    ``model_loader(method)`` that the app calls once per name in ``methods``
+    at start-up (ASGI lifespan). Tests inject a stylizer built from their
+    fixtures; :func:`serve` loads the real ones.
+    """
+    if (models is None) == (model_loader is None):
+        raise ValueError("give either models or model_loader")
+    limits = limits or Limits()
+    loaded: dict[str, Stylizer] = {}
+    if isinstance(models, Stylizer):
+        loaded[models.method] = models
+    elif models is not None:
+        loaded.update(models)
+        if not loaded:
+            raise ValueError("models is empty")
+    locks: dict[str, threading.Lock] = {}
+    slots = _Slots(limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if model_loader is not None and not loaded:
+            for name in methods:
+                loaded[name] = await asyncio.get_running_loop().run_in_executor(slots.executor, model_loader, name)
+                log.info("loaded %s on %s", name, loaded[name].device)
+        yield
+        slots.shutdown()
+
+    app = FastAPI(
+        title="stylekit",
+        version=__version__,
+        description="Arbitrary neural style transfer over HTTP. `POST /v1/stylize` with a content and one or "
+                    "more style images; the browser page is at `/`.",
+        lifespan=lifespan,
+    )
+    app.state.models, app.state.limits, app.state.slots = loaded, limits, slots
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc: Exception):
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal server error (details are in the server log)")
+
+    def model_for(method: str) -> tuple[Stylizer, threading.Lock]:
+        if method not in loaded:
+            if not loaded:
+                raise HTTPException(503, "models are still loading; try again soon")
+            raise HTTPException(400, f"unknown method {method!r}; this server offers: {', '.join(loaded)}")
+        return loaded[method], locks.setdefault(method, threading.Lock())
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html, headers={
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                                       "style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+            "Cache-Control": "no-cache",
+        })
+
+    @app.get("/healthz", summary="Liveness, device and methods")
+    async def healthz():
+        devices = sorted({str(m.device) for m in loaded.values()})
+        return {
+            "status": "ok" if loaded else "loading",
+            "version": __version__,
+            "device": devices[0] if len(devices) == 1 else devices,
+            "methods": list(loaded),
+            "limits": asdict(limits),
+            "queue": slots.waiting,
+        }
+
+    @app.get("/v1/examples", summary="The bundled example images")
+    async def examples():
+        out = []
+        for key, (name, label, role) in EXAMPLES.items():
+            out.append({"id": key, "label": label, "role": role, "url": f"/v1/examples/{key}"})
+        return out
+
+    @app.get("/v1/examples/{example_id}", summary="One bundled example image (by id, from a fixed list)",
+             response_class=FileResponse)
+    async def example(example_id: str):
+        entry = EXAMPLES.get(example_id)
+        if entry is None:
+            raise HTTPException(404, f"no example {example_id!r}; available: {', '.join(EXAMPLES)}")
+        return FileResponse(EXAMPLES_DIR / entry[0], media_type="image/jpeg",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.post(
+        "/v1/stylize",
+        summary="Stylize a content image with one or more styles",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}, "image/jpeg": {}},
+                  "description": "the stylized image; X-Stylekit-Seconds is the time the stylization took"},
+            400: {"description": "bad input: `{\"error\": \"...\"}`"},
+            413: {"description": "body or image beyond this server's limits"},
+            503: {"description": "busy or timed out"},
+        },
+    )
+    async def stylize(
+        content: UploadFile | None = File(None, description="the content image"),
+        style: list[UploadFile] | None = File(None, description="one or more style images"),
+        mask: list[UploadFile] | None = File(None, description="optional: one mask per style, the content's size, "
+                                                                "white = that style's region"),
+        method: str = Form("adain", description="stylization method (see /healthz)"),
+        alpha: float = Form(1.0, description="content-style trade-off in [0, 1]"),
+        style_weights: str | None = Form(None, description="comma-separated blend weights, one per style"),
+        preserve_color: str = Form("none", description="none, luminance or histogram (true = luminance)"),
+        size: int = Form(512, description="content longer side in pixels (0 = original)"),
+        style_size: int = Form(512, description="style longer side in pixels (0 = original)"),
+        crop: str = Form("false", description="centre square crop first"),
+        format: str = Form("png", description="png or jpeg"),
+    ):
+        received = time.perf_counter()
+        try:
+            if content is None:
+                raise StylekitError("a content image is needed (multipart field 'content')")
+            styles = list(style or [])
+            masks = list(mask or [])
+            if not styles:
+                raise StylekitError("at least one style image is needed (multipart field 'style')")
+            if len(styles) > limits.max_styles:
+                raise LimitExceeded(f"{len(styles)} styles; this server takes at most {limits.max_styles}")
+            fmt = (format or "png").strip().lower()
+            if fmt not in FORMATS:
+                raise StylekitError(f"format must be png or jpeg, got {format!r}")
+            for name, value in (("size", size), ("style_size", style_size)):
+                if value > limits.max_side:
+                    raise LimitExceeded(f"{name} {value} is more than this server's limit of {limits.max_side}")
+            options = StylizeOptions(
+                alpha=alpha, style_weights=_parse_weights(style_weights),
+                preserve_color=_parse_preserve_color(preserve_color),
+                size=size, style_size=style_size, crop=_parse_bool(crop, "crop"),
+            )
+            if masks and options.style_weights is not None:
+                raise StylekitError("give either masks (one region per style) or style weights (a blend), not both")
+            options.normalised_weights(len(styles))
+            if masks and len(masks) != len(styles):
+                raise StylekitError(f"got {len(masks)} masks for {len(styles)} styles; give one mask per style")
+        except LimitExceeded as exc:
+            raise HTTPException(413, one_line(exc)) from None
+        except StylekitError as exc:
+            raise HTTPException(400, one_line(exc)) from None
+        model, lock = model_for(method)
+
+        files = [("content", await content.read())]
+        files += [(f"style {i}", await f.read()) for i, f in enumerate(styles, 1)]
+        files += [(f"mask {i}", await f.read()) for i, f in enumerate(masks, 1)]
+        job = _Job(files, len(styles), len(masks), options, bool(masks), fmt, limits)
+        try:
+            (data, seconds, (w, h)), waited = await slots.run(job, model, lock)
+        except LimitExceeded as exc:
+            raise HTTPException(413, one_line(exc)) from None
+        except StylekitError as exc:
+            raise HTTPException(400, one_line(exc)) from None
+        except MemoryError:
+            raise HTTPException(503, "out of memory for this request; try a smaller size") from None
+        total = time.perf_counter() - received
+        return Response(data, media_type=FORMATS[fmt][1], headers={
+            "X-Stylekit-Seconds": f"{seconds:.3f}",
+            "X-Stylekit-Total-Seconds": f"{total:.3f}",
+            "X-Stylekit-Queue-Seconds": f"{waited:.3f}",
+            "X-Stylekit-Size": f"{w}x{h}",
+            "X-Stylekit-Method": method,
+            "Cache-Control": "no-store",
+        })
+
+    return app
+
+
+def load_models(methods: Iterable[str], *, device: str = "auto", weights=None, encoder_weights=None) -> dict:
+    """``stylekit.load`` once per method; ``weights`` is adain's decoder (other
+    methods use their shipped weights, gatys none)."""
+    from .. import api
+
+    models = {}
+    for name in methods:
+        if name not in api.METHODS:
+            raise StylekitError(f"unknown method {name!r}; available: {', '.join(api.METHODS)}")
+        options = {"progress": False} if name == "gatys" else {}
+        models[name] = api.load(name, device=device, weights=weights if name == "adain" else None,
+                                encoder_weights=encoder_weights, **options)
+    return models
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, *, methods: Iterable[str] = ("adain",), device: str = "auto",
+          weights=None, encoder_weights=None, limits: Limits | None = None, log_level: str = "info") -> None:
+    """Load the models, then serve until interrupted (binds loopback by default)."""
+    import uvicorn
+
+    if not 0 <= port <= 65535:
+        raise StylekitError(f"port must be in 0..65535, got {port}")
+    models = load_models(methods, device=device, weights=weights, encoder_weights=encoder_weights)
+    app = create_app(models, limits=limits)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5,
+                limit_concurrency=64 + (limits or Limits()).max_queue)
+
+
+__all__ = ["EXAMPLES", "Limits", "create_app", "load_models", "serve"]

@@ -1,0 +1,283 @@
+"""Video stylization, frame by frame, with imageio's ffmpeg plugin.
+
+Needs the ``[video]`` extra (``pip install 'stylekit[video]'``: imageio and
+imageio-ffmpeg, whose wheel carries an ffmpeg binary).
+
+The style images are decoded and resized once; the stylizer's feature cache
+then serves their statistics to every frame, so only the frames go through
+the encoder. The output keeps the input's frame rate, has no audio, and is
+written to a temporary file beside it and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import StylekitError
+from .pipeline import ImageLike, Stylizer, StylizeOptions, fit, to_tensor_image
+
+#: output containers we write (ffmpeg picks the muxer from the extension)
+VIDEO_SUFFIXES = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9"}
+
+
+@dataclass
+class VideoResult:
+    """What :func:`stylize_video` did. Flicker is the mean absolute change between
+    consecutive frames, in 0-255 grey levels, of the input (at the stylized
+    size) and of the output: a stylization that flickers raises it."""
+
+    output: Path
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    input_flicker: float
+    output_flicker: float
+    seconds: float
+
+    @property
+    def flicker_ratio(self) -> float:
+        return self.output_flicker / self.input_flicker if self.input_flicker > 0 else math.inf
+
+    def summary(self) -> str:
+        ratio = f" (x{self.flicker_ratio:.2f})" if math.isfinite(self.flicker_ratio) else ""
+        return (
+            f"{self.frames} frames at {self.fps:g} fps, {self.size[0]}x{self.size[1]}, in {self.seconds:.1f} s "
+            f"({self.frames / max(self.seconds, 1e-9):.2f} frames/s) -> {self.output}\n"
+            f"flicker (mean |frame - previous frame|, 0-255): input {self.input_flicker:.2f}, "
+            f"output {self.output_flicker:.2f}{ratio}"
+        )
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["output"] = str(self.output)
+        return d
+
+
+def _imageio():
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401  (the plugin's binary)
+    except ImportError:
+        raise StylekitError("video needs imageio and its ffmpeg plugin: pip install 'stylekit[video]'") from None
+    return imageio
+
+
+def check_video_output(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise StylekitError(
+            f"unsupported video format {path.suffix or '(none)'!r} for {path}; use {', '.join(sorted(VIDEO_SUFFIXES))}"
+        )
+    if path.is_dir():
+        raise StylekitError(f"output path is a directory: {path}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StylekitError(f"cannot write {path}: {parent} is a file, not a directory")
+            break
+    return path
+
+
+def _open_reader(imageio, path: Path):
+    if not path.exists():
+        raise StylekitError(f"file not found: {path}")
+    if path.is_dir():
+        raise StylekitError(f"expected a video file, got a directory: {path}")
+    try:
+        reader = imageio.get_reader(path, format="FFMPEG")
+        meta = reader.get_meta_data()
+    except Exception as exc:  # imageio / ffmpeg say "could not find a backend", "invalid data", ...
+        raise StylekitError(f"cannot read video {path}: {_first_line(exc)}") from None
+    fps = meta.get("fps")
+    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        reader.close()
+        raise StylekitError(f"{path}: the video declares no usable frame rate ({fps!r})")
+    return reader, float(fps), meta
+
+
+def _frame_count(reader, meta) -> int | None:
+    n = meta.get("nframes")
+    if isinstance(n, (int, float)) and math.isfinite(n) and n > 0:
+        return int(n)
+    try:
+        return int(reader.count_frames())
+    except Exception:
+        return None
+
+
+def _even(t: torch.Tensor) -> torch.Tensor:
+    """Pad (3, H, W) by one edge row/column where a side is odd (yuv420p needs even sides)."""
+    h, w = t.shape[-2:]
+    ph, pw = h % 2, w % 2
+    if ph or pw:
+        t = torch.nn.functional.pad(t[None], (0, pw, 0, ph), mode="replicate")[0]
+    return t
+
+
+def stylize_video(
+    input: str | os.PathLike,
+    styles: ImageLike | Sequence[ImageLike],
+    output: str | os.PathLike,
+    *,
+    model: Stylizer | None = None,
+    method: str = "adain",
+    alpha: float = 1.0,
+    style_weights: Sequence[float] | None = None,
+    preserve_color: str = "none",
+    size: int = 512,
+    style_size: int = 512,
+    device: str = "auto",
+    weights=None,
+    encoder_weights=None,
+    quality: float = 8,
+    max_frames: int | None = None,
+    progress: bool = True,
+    on_frame: Callable[[int], None] | None = None,
+) -> VideoResult:
+    """Stylize every frame of ``input`` and write ``output`` (same fps, no audio).
+
+    ``model`` is a ready stylizer (else ``stylekit.load(method, ...)`` once);
+    ``size`` is the frames' longer side (0: unchanged; an odd side is padded by
+    one pixel for the codec). Returns a :class:`VideoResult` with the flicker
+    figures, which are also what :meth:`VideoResult.summary` prints.
+    """
+    imageio = _imageio()
+    output = check_video_output(output)
+    input = Path(input)
+    options = StylizeOptions(
+        alpha=alpha, style_weights=tuple(style_weights) if style_weights is not None else None,
+        preserve_color=preserve_color, size=size, style_size=style_size,
+    )
+    if isinstance(styles, (str, os.PathLike, torch.Tensor)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    if not styles:
+        raise StylekitError("at least one style image is needed")
+    options.normalised_weights(len(styles))
+    if max_frames is not None and max_frames < 1:
+        raise StylekitError(f"max_frames must be at least 1, got {max_frames}")
+    # the styles once: decoded and resized here, their features cached by the stylizer after frame 1
+    style_ts = [fit(to_tensor_image(s, f"style {i}")[0], options.style_size, False) for i, s in enumerate(styles, 1)]
+    reader, fps, meta = _open_reader(imageio, input)
+    if model is None:
+        from .api import load
+
+        try:
+            model = load(method, device=device, weights=weights, encoder_weights=encoder_weights)
+        except BaseException:
+            reader.close()
+            raise
+    total = _frame_count(reader, meta)
+    if max_frames is not None:
+        total = min(total, max_frames) if total else max_frames
+
+    from tqdm import tqdm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=output.suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    start = time.perf_counter()
+    frames, in_change, out_change = 0, 0.0, 0.0
+    prev_in = prev_out = None
+    out_size = (0, 0)
+    writer = None
+    bar = tqdm(total=total, disable=not progress, unit="frame", dynamic_ncols=True, file=sys.stderr)
+    try:
+        writer = _io(lambda: imageio.get_writer(
+            tmp, format="FFMPEG", mode="I", fps=fps, codec=VIDEO_SUFFIXES[output.suffix.lower()],
+            quality=quality, macro_block_size=1, pixelformat="yuv420p", ffmpeg_log_level="error",
+        ), f"cannot write {output}")
+        for frame in _frames(reader, input, max_frames):
+            arr = np.asarray(frame)
+            if arr.ndim == 2:
+                arr = np.stack([arr] * 3, -1)
+            content = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float().div_(255.0)
+            content = fit(content, options.size, False)
+            result = model.stylize(
+                content, style_ts, alpha=options.alpha, style_weights=options.style_weights,
+                preserve_color=options.preserve_color, size=0, style_size=0,
+            )
+            content, result = _even(content), _even(result)
+            out_u8 = (result.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+            in_u8 = (content * 255.0 + 0.5).to(torch.uint8)
+            if prev_out is not None:
+                out_change += float((out_u8.float() - prev_out.float()).abs().mean())
+                in_change += float((in_u8.float() - prev_in.float()).abs().mean())
+            prev_in, prev_out = in_u8, out_u8
+            frame_out = out_u8.permute(1, 2, 0).contiguous().numpy()
+            _io(lambda: writer.append_data(frame_out), f"cannot write {output}")
+            out_size = (out_u8.shape[2], out_u8.shape[1])
+            frames += 1
+            bar.update(1)
+            if on_frame is not None:
+                on_frame(frames)
+        if frames == 0:
+            raise StylekitError(f"{input}: the video has no frames")
+        _io(writer.close, f"cannot write {output}")
+        writer = None
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, output)
+    finally:
+        bar.close()
+        reader.close()
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                pass
+        tmp.unlink(missing_ok=True)
+    pairs = max(frames - 1, 1)
+    return VideoResult(
+        output=output, frames=frames, fps=fps, size=out_size,
+        input_flicker=in_change / pairs, output_flicker=out_change / pairs,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _io(fn, what: str):
+    """Run a reader/writer call; its errors (ffmpeg, codec, disk) become one-line StylekitErrors."""
+    try:
+        return fn()
+    except StylekitError:
+        raise
+    except Exception as exc:
+        raise StylekitError(f"{what}: {_first_line(exc)}") from None
+
+
+def _frames(reader, path: Path, max_frames: int | None):
+    """The reader's frames; a decoding error names the frame."""
+    index = 0
+    iterator = iter(reader)
+    while max_frames is None or index < max_frames:
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise StylekitError(f"cannot decode frame {index + 1} of {path}: {_first_line(exc)}") from None
+        yield frame
+        index += 1
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+__all__ = ["VideoResult", "stylize_video", "check_video_output", "VIDEO_SUFFIXES"]
