@@ -13,6 +13,10 @@ stylization size and the style at its style size:
 
 The content image itself is scored as a baseline: a method that stylizes
 must cut the style losses well below the content image's own.
+
+:func:`loss_curve` is the paper's Fig. 3: the same losses for Gatys et al.
+after each of a list of optimisation steps, next to the feed-forward methods'
+(flat lines, they do not iterate); :func:`plot_curve` draws it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .encoder import VGGEncoder, style_layers_for
+from .errors import StylekitError
 from .losses import content_loss, gram_style_loss, mean_std_style_loss
 from .pipeline import fit, to_tensor_image
 
@@ -34,6 +39,8 @@ METRICS = ("content", "style", "gram")
 def score(encoder: VGGEncoder, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, layer: str = "relu3_1") -> dict:
     """Losses of one output (all (3, H, W) tensors in [0, 1])."""
     layers = style_layers_for(layer)
+    device = next(encoder.parameters()).device
+    output, content, style = (t.to(device) for t in (output, content, style))
     f_out = encoder(output[None], layers)
     f_content = encoder.encode(content[None], layer)
     f_style = encoder(style[None], layers)
@@ -92,3 +99,172 @@ def format_table(result: dict, method: str) -> str:
     lines.append(f"  {'content image itself':<22} content 0  style {m['baseline_style']:.4g}  gram {m['baseline_gram']:.4g}")
     lines.append(f"  style loss ratio (method / content image): {m['style_ratio']:.3f}; Gram: {m['gram_ratio']:.3f}")
     return "\n".join(lines)
+
+
+# --- loss curves (the AdaIN paper's Fig. 3) ---
+
+#: Gatys iterations at which the losses are recorded (a log-spaced x axis).
+CURVE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
+CURVE_BASELINE = "content-image"
+
+
+def check_curve_steps(steps) -> list[int]:
+    """Sorted, distinct, non-negative integers, at least one of them positive."""
+    steps = list(steps)
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
+        raise StylekitError(f"curve steps must be non-negative integers, got {steps}")
+    steps = sorted(set(steps))
+    if not steps or steps[-1] < 1:
+        raise StylekitError("curve steps need at least one positive step count")
+    return steps
+
+
+def _summary(rows: list[dict]) -> tuple[dict, dict]:
+    """(mean, std over pairs) of each metric; values may be numbers or per-step lists."""
+    mean, std = {}, {}
+    for metric in METRICS:
+        values = [r[metric] for r in rows]
+        if isinstance(values[0], list):
+            columns = list(zip(*values))
+            mean[metric] = [statistics.fmean(c) for c in columns]
+            std[metric] = [statistics.pstdev(c) for c in columns]
+        else:
+            mean[metric], std[metric] = statistics.fmean(values), statistics.pstdev(values)
+    return mean, std
+
+
+def loss_curve(
+    gatys,
+    encoder: VGGEncoder,
+    contents: list[Path],
+    styles: list[Path],
+    *,
+    steps=CURVE_STEPS,
+    others: dict | None = None,
+    unavailable: dict | None = None,
+    size: int = 512,
+    style_size: int = 512,
+    alpha: float = 1.0,
+    progress=None,
+) -> dict:
+    """The losses of :func:`score`, for every content x style pair, of Gatys et
+    al. after each of ``steps`` iterations (one optimisation per pair, its
+    images taken at those steps), of each stylizer in ``others``
+    (``{key: (label, stylizer)}``, run once per pair) and of the content image
+    itself (key ``"content-image"``); then the mean and the standard deviation
+    over pairs. ``gatys`` must run at least ``max(steps)`` steps: its result
+    after exactly that many is recorded. ``unavailable`` (``{key: reason}``)
+    is recorded as is, for methods that could not run.
+    """
+    steps = check_curve_steps(steps)
+    if gatys.steps != steps[-1]:
+        raise StylekitError(f"the Gatys stylizer runs {gatys.steps} steps; the curve needs exactly {steps[-1]}")
+    others = dict(others or {})
+    pairs = []
+    for content_path, style_path in [(c, s) for c in contents for s in styles]:
+        content = fit(to_tensor_image(content_path, str(content_path))[0], size, False)
+        style = fit(to_tensor_image(style_path, str(style_path))[0], style_size, False)
+        row = {"content_image": content_path.name, "style_image": style_path.name}
+
+        at_step = {}
+
+        def record(step, image, content=content, style=style, at_step=at_step):
+            at_step[step] = score(encoder, image[0].float().clamp(0, 1), content, style)
+
+        gatys.clear_cache()
+        prepared = gatys.prepare_style(style[None].to(gatys.device))
+        gatys.transfer_prepared(content[None].to(gatys.device), [prepared], [1.0], None, alpha,
+                                callback=record, callback_steps=steps)
+        row["gatys"] = {m: [at_step[s][m] for s in steps] for m in METRICS}
+        for key, (_, stylizer) in others.items():
+            stylizer.clear_cache()
+            output = stylizer.stylize(content, style, size=0, style_size=0, alpha=alpha)
+            row[key] = score(encoder, output, content, style)
+        row[CURVE_BASELINE] = score(encoder, content, content, style)
+        pairs.append(row)
+        if progress is not None:
+            progress(row)
+
+    mean, std = _summary([r["gatys"] for r in pairs])
+    gatys_entry = {
+        "label": f"Gatys et al. ({gatys.optimizer}, init {gatys.init})",
+        "mean": mean, "std": std,
+        "options": {
+            "optimizer": gatys.optimizer, "init": gatys.init, "content_layer": gatys.content_layer,
+            "style_layers": list(gatys.style_layers), "content_weight": gatys.content_weight,
+            "style_weight": gatys.style_weight, "tv_weight": gatys.tv_weight,
+        },
+    }
+    lines = {}
+    for key, label in [*((k, lbl) for k, (lbl, _) in others.items()), (CURVE_BASELINE, "content image")]:
+        mean, std = _summary([r[key] for r in pairs])
+        lines[key] = {"label": label, "mean": mean, "std": std}
+    return {
+        "steps": steps, "count": len(pairs), "size": size, "style_size": style_size, "alpha": alpha,
+        "metrics": {"style": "mean/std style loss, relu1_1..relu3_1", "content": "content MSE at relu3_1",
+                    "gram": "Gram style loss, relu1_1..relu3_1"},
+        "gatys": gatys_entry, "lines": lines, "unavailable": dict(unavailable or {}), "pairs": pairs,
+    }
+
+
+def format_curve(result: dict) -> str:
+    """The curve's averages as a table: Gatys per step, then each flat line."""
+    g = result["gatys"]
+    lines = [f"mean (std) over {result['count']} pairs, content {result['size']} px, style {result['style_size']} px:",
+             f"{'':<34} {'style':>20} {'content':>20}"]
+
+    def cell(entry, metric, i=None):
+        m, sd = entry["mean"][metric], entry["std"][metric]
+        if i is not None:
+            m, sd = m[i], sd[i]
+        return f"{m:.4g} ({sd:.2g})"
+
+    for i, step in enumerate(result["steps"]):
+        lines.append(f"{'gatys, step ' + str(step):<34} {cell(g, 'style', i):>20} {cell(g, 'content', i):>20}")
+    for entry in result["lines"].values():
+        lines.append(f"{entry['label'][:34]:<34} {cell(entry, 'style'):>20} {cell(entry, 'content'):>20}")
+    for key, reason in result["unavailable"].items():
+        lines.append(f"{key:<34} n/a ({reason})")
+    return "\n".join(lines)
+
+
+def require_matplotlib():
+    """matplotlib's Figure class, or a StylekitError saying how to install it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise StylekitError("the loss-curve plot needs matplotlib: pip install 'stylekit[plots]'") from None
+    return Figure
+
+
+def plot_curve(result: dict, path) -> Path:
+    """Two panels (style loss, content loss) against Gatys iterations; written atomically as PNG."""
+    from .images import atomic_write
+
+    Figure = require_matplotlib()
+    steps, g = result["steps"], result["gatys"]
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2)
+    styles = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))]
+    for ax, metric, title in zip(axes, ("style", "content"), ("Style loss (mean/std of features)", "Content loss")):
+        mean, std = g["mean"][metric], g["std"][metric]
+        ax.plot(steps, mean, marker="o", markersize=3, color="C0", label=g["label"])
+        # the band is mean +- std over pairs; a log axis cannot show values <= 0
+        floor = min(m for m in mean if m > 0) * 1e-2 if metric == "style" and any(m > 0 for m in mean) else None
+        low = [m - s if floor is None else max(m - s, floor) for m, s in zip(mean, std)]
+        ax.fill_between(steps, low, [m + s for m, s in zip(mean, std)], color="C0", alpha=0.2, linewidth=0)
+        for i, entry in enumerate(result["lines"].values()):
+            colour = "0.3" if entry["label"] == "content image" else f"C{i + 1}"
+            ax.axhline(entry["mean"][metric], color=colour, linestyle=styles[i % len(styles)], label=entry["label"])
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(steps[0], steps[-1])
+        if metric == "style":
+            ax.set_yscale("log")
+        ax.set_xlabel("Gatys et al.: optimisation iterations (log scale)")
+        ax.set_ylabel(title)
+        ax.set_title(title)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"mean over {result['count']} content x style pairs, {result['size']} px "
+                 f"(band: +-1 std over pairs); flat lines do not iterate", fontsize=10)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import color
 from .errors import StylekitError
-from .images import MIN_SIDE, check_size, load_mask, load_pil, mask_from_pil, pil_to_tensor, target_size, tensor_to_pil
+from .images import MIN_SIDE, center_crop_square, check_size, load_mask, load_pil, mask_from_pil, resize_longer, to_rgb, pil_to_tensor, target_size, tensor_to_pil
 
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 
@@ -43,7 +43,7 @@ class StylizeOptions:
             raise StylekitError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
         for name in ("size", "style_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StylekitError(f"{name} must be a non-negative integer (0 keeps the original size), got {value!r}")
             if 0 < value < MIN_SIDE:
                 raise StylekitError(f"{name} must be 0 or at least {MIN_SIDE}, got {value}")
@@ -94,6 +94,28 @@ def to_tensor_image(x: ImageLike, what: str) -> tuple[torch.Tensor, bool]:
     if isinstance(x, (str, os.PathLike)):
         return pil_to_tensor(load_pil(x)), False
     raise StylekitError(f"{what}: expected a path, PIL image or tensor, got {type(x).__name__}")
+
+
+def load_fitted(x: ImageLike, what: str, longer_side: int, crop: bool) -> tuple[torch.Tensor, bool, tuple[int, int]]:
+    """``to_tensor_image`` then :func:`fit`; files and PIL images are cropped and
+    resized by Pillow *before* becoming float tensors, so a large photo never
+    exists as a full-resolution float copy. Returns the tensor, whether the
+    input was a tensor, and the original (H, W)."""
+    if isinstance(x, torch.Tensor):
+        t, _ = to_tensor_image(x, what)
+        return fit(t, longer_side, crop), True, tuple(t.shape[1:])
+    if isinstance(x, (str, os.PathLike)):
+        img = load_pil(x)
+    elif isinstance(x, Image.Image):
+        img = to_rgb(x)
+        check_size(img.size, what)
+    else:
+        raise StylekitError(f"{what}: expected a path, PIL image or tensor, got {type(x).__name__}")
+    original_hw = (img.size[1], img.size[0])
+    if crop:
+        img = center_crop_square(img)
+    check_size(target_size(img.size, longer_side), f"{what} after resizing")
+    return pil_to_tensor(resize_longer(img, longer_side)), False, original_hw
 
 
 def center_crop(t: torch.Tensor) -> torch.Tensor:
@@ -184,6 +206,24 @@ class Stylizer:
     def clear_cache(self) -> None:
         """Forget cached encoder outputs (methods that cache override this)."""
 
+    def prepare_style(self, style: torch.Tensor):
+        """Everything the method computes from a (1, 3, h, w) style image alone
+        (its "style encoding": AdaIN's feature statistics, style swap's
+        features, Gatys's Gram matrices), for :meth:`transfer_prepared`.
+        Prepare a style once to stylize many contents with it."""
+        raise NotImplementedError
+
+    def transfer_prepared(
+        self,
+        content: torch.Tensor,
+        prepared: list,
+        weights: list[float],
+        masks: list[torch.Tensor] | None,
+        alpha: float,
+    ) -> torch.Tensor:
+        """:meth:`transfer` with styles already through :meth:`prepare_style`."""
+        raise NotImplementedError
+
     def transfer(
         self,
         content: torch.Tensor,
@@ -193,7 +233,7 @@ class Stylizer:
         alpha: float,
     ) -> torch.Tensor:
         """content (1, 3, H, W), styles [(1, 3, h, w)], masks [(1, 1, H, W)] -> (1, 3, H, W)."""
-        raise NotImplementedError
+        return self.transfer_prepared(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
 
     def stylize(
         self,
@@ -234,10 +274,8 @@ class Stylizer:
         if masks is not None and style_weights is not None:
             raise StylekitError("give either masks (one region per style) or style weights (a blend), not both")
         weights = options.normalised_weights(len(styles))
-        content_t, tensor_in = to_tensor_image(content, "content")
-        original_hw = tuple(content_t.shape[1:])
-        content_t = fit(content_t, options.size, options.crop)
-        style_ts = [fit(to_tensor_image(s, f"style {i}")[0], options.style_size, options.crop) for i, s in enumerate(styles, 1)]
+        content_t, tensor_in, original_hw = load_fitted(content, "content", options.size, options.crop)
+        style_ts = [load_fitted(s, f"style {i}", options.style_size, options.crop)[0] for i, s in enumerate(styles, 1)]
         mask_ts = None
         if masks is not None:
             mask_ts = [m[None].to(self.device) for m in prepare_masks(list(masks), original_hw, len(styles), options.crop, content_t.shape[1:])]

@@ -5,6 +5,7 @@ paper's controls (sec. 7.1): style interpolation, spatial masks, and, through
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import torch
@@ -27,6 +28,7 @@ class _LRU:
 
     def __init__(self, capacity: int = 8):
         self.capacity, self.items = capacity, OrderedDict()
+        self.lock = threading.Lock()  # one stylizer may serve several threads (the web service)
 
     @staticmethod
     def key(t: torch.Tensor, tag: str) -> tuple:
@@ -34,12 +36,14 @@ class _LRU:
         return (tag, tuple(t.shape), hashlib.blake2b(data, digest_size=16).hexdigest())
 
     def get(self, key):
-        if key in self.items:
+        if key is not None and key in self.items:
             self.items.move_to_end(key)
             return self.items[key]
         return None
 
     def put(self, key, value):
+        if key is None or self.capacity <= 0:
+            return
         self.items[key] = value
         self.items.move_to_end(key)
         while len(self.items) > self.capacity:
@@ -70,20 +74,24 @@ class AdaINStylizer(Stylizer):
         self._cache = _LRU(cache_size)
 
     @classmethod
-    def load(cls, weights=None, encoder_weights=None, device="auto", precision: str = "fp32") -> "AdaINStylizer":
-        """The shipped decoder (or ``weights``) and the verified VGG-19 encoder."""
+    def load(
+        cls, weights=None, encoder_weights=None, device="auto", precision: str = "fp32", cache_size: int = 8
+    ) -> "AdaINStylizer":
+        """The shipped decoder (or ``weights``) and the verified VGG-19 encoder.
+        ``cache_size`` encoder outputs are cached (0: no cache, no hashing)."""
         device = resolve_device(device)
         decoder = load_decoder(weights if weights is not None else resolve(DEFAULT_DECODER))
         encoder = load_encoder(encoder_weights, last_layer=decoder.from_layer)
-        return cls(encoder, decoder, device, precision=precision)
+        return cls(encoder, decoder, device, precision=precision, cache_size=cache_size)
 
     def clear_cache(self) -> None:
-        self._cache.items.clear()
+        with self._cache.lock:
+            self._cache.items.clear()
 
     @torch.no_grad()
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """relu-layer features of a (1, 3, H, W) image, padded to the pool multiple; cached."""
-        key = _LRU.key(image, "features")
+        key = _LRU.key(image, "features") if self._cache.capacity > 0 else None
         cached = self._cache.get(key)
         if cached is None:
             with autocast(self.device, self.dtype):
@@ -94,7 +102,7 @@ class AdaINStylizer(Stylizer):
     @torch.no_grad()
     def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Channel mean and std of a style image's features (what AdaIN needs of a style)."""
-        key = _LRU.key(style, "stats")
+        key = _LRU.key(style, "stats") if self._cache.capacity > 0 else None
         cached = self._cache.get(key)
         if cached is None:
             with autocast(self.device, self.dtype):
@@ -128,9 +136,12 @@ class AdaINStylizer(Stylizer):
             t = blend_regions(content_feat, stylized, feature_masks)
         return alpha * t + (1 - alpha) * content_feat
 
+    def prepare_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A style's encoding for AdaIN: its feature statistics (:meth:`style_stats`)."""
+        return self.style_stats(style)
+
     @torch.no_grad()
-    def transfer(self, content, styles, weights, masks, alpha) -> torch.Tensor:
+    def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:
         content_feat = self.encode(content)
-        stats = [self.style_stats(s) for s in styles]
-        target = self.target_features(content_feat, stats, weights, masks, alpha)
+        target = self.target_features(content_feat, prepared, weights, masks, alpha)
         return self.decode(target, content.shape[-2:])

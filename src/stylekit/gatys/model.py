@@ -100,18 +100,24 @@ class GatysStylizer(Stylizer):
         return cls(encoder, resolve_device(device), **options)
 
     @torch.no_grad()
+    def prepare_style(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A style's encoding for Gatys: its Gram matrix at each style layer."""
+        fs = self.encoder(style, self.style_layers)
+        return {l: gram_matrix(fs[l]) for l in self.style_layers}
+
     def targets(self, content, styles, weights, masks, alpha) -> tuple[torch.Tensor, list[dict], list[dict] | None]:
         """(content features, [Gram targets per region], [feature masks per region] or None).
 
         Without masks there is one "region", the whole image, whose targets
         blend the styles' Gram matrices by ``weights``.
         """
+        return self.prepared_targets(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
+
+    @torch.no_grad()
+    def prepared_targets(self, content, style_grams, weights, masks, alpha):
+        """:meth:`targets` from styles' Gram matrices (:meth:`prepare_style`)."""
         fc = self.encoder(content, self.layers)
         gram_c = {l: gram_matrix(fc[l]) for l in self.style_layers}
-        style_grams = []
-        for style in styles:
-            fs = self.encoder(style, self.style_layers)
-            style_grams.append({l: gram_matrix(fs[l]) for l in self.style_layers})
         if masks is None:
             blend = {l: sum(w * g[l] for w, g in zip(weights, style_grams)) for l in self.style_layers}
             return fc[self.content_layer], [{l: alpha * blend[l] + (1 - alpha) * gram_c[l] for l in self.style_layers}], None
@@ -144,10 +150,13 @@ class GatysStylizer(Stylizer):
 
         return loss
 
-    def transfer(self, content, styles, weights, masks, alpha) -> torch.Tensor:
-        content_target, gram_targets, region_masks = self.targets(content, styles, weights, masks, alpha)
+    def transfer_prepared(self, content, prepared, weights, masks, alpha, *, callback=None, callback_steps=None):
+        """``callback(step, image)`` / ``callback_steps``: see :func:`stylekit.optimize.optimize_image`
+        (the loss curves of ``stylekit evaluate --curve`` use them)."""
+        content_target, gram_targets, region_masks = self.prepared_targets(content, prepared, weights, masks, alpha)
         return optimize_image(
             self.loss_fn(content_target, gram_targets, region_masks),
             initial_image(content, self.init, self.seed),
             steps=self.steps, optimizer=self.optimizer, lr=self.lr, progress=self.progress, desc="gatys",
+            callback=callback, callback_steps=callback_steps,
         )

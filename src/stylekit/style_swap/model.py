@@ -153,13 +153,17 @@ class StyleSwapStylizer(Stylizer):
 
         return loss
 
-    def transfer(self, content, styles, weights, masks, alpha) -> torch.Tensor:
+    @torch.no_grad()
+    def prepare_style(self, style: torch.Tensor) -> torch.Tensor:
+        """A style's encoding for style swap: its features at the swap layer (the patches)."""
+        return self.encoder.encode(style, self.layer)
+
+    def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:
         # reflect-pad to the pool multiple so features and image align exactly; crop back at the end
         padded = pad_to_multiple(content, self.multiple)
         with torch.no_grad():
             content_feat = self.encoder.encode(padded, self.layer)
-            style_feats = [self.encoder.encode(s, self.layer) for s in styles]
-            target = self.target_features(content_feat, style_feats, weights, masks, alpha)
+            target = self.target_features(content_feat, prepared, weights, masks, alpha)
             if not self.optimize:
                 return self.inverse(target)[..., : content.shape[-2], : content.shape[-1]]
         image = optimize_image(
