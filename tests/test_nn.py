@@ -470,3 +470,17 @@ class TestSPADE:
         m = _spade()
         with pytest.raises(StylekitError):
             m(torch.randn(3, 4, 4, dtype=torch.float64), torch.rand(1, 2, 4, 4, dtype=torch.float64))
+
+
+def test_batchnorm_and_spade_under_bf16_autocast():
+    from stylekit.nn import SPADE, BatchNorm
+
+    x = torch.randn(2, 4, 6, 6)
+    bn = BatchNorm(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bn(x.bfloat16())
+    assert out.shape == x.shape and bn.running_mean.dtype == torch.float32
+    assert torch.allclose(bn.running_mean, 0.1 * x.mean((0, 2, 3)), atol=2e-2)
+    spade = SPADE(4, 3, hidden=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert spade(x, torch.rand(2, 3, 3, 3)).shape == x.shape

@@ -228,10 +228,10 @@ def test_budget_sets_the_chunk(monkeypatch):
         return conv2d(x, weight, *args, **kwargs)
 
     monkeypatch.setattr(SF.F, "conv2d", spy)
-    style_swap(content, style, 3, 1, max_bytes=4 * per_patch)
+    style_swap(content, style, 3, 1, max_bytes=4 * per_patch, impl="conv")
     assert seen == [4, 4, 1]  # 9 style patches
     seen.clear()
-    style_swap(content, style, 3, 1, max_bytes=4 * per_patch, chunk_size=2)  # an explicit chunk wins
+    style_swap(content, style, 3, 1, max_bytes=4 * per_patch, chunk_size=2, impl="conv")  # an explicit chunk wins
     assert seen == [2, 2, 2, 2, 1]
 
 

@@ -21,7 +21,7 @@ image files, resizing and copies to and from the device are not timed.
 AdaIN runs with its feature cache off, so every timed call does the full work
 (and none pays for the cache's content hashing). Each number is the median of
 ``repeats`` timed runs after ``warmup`` untimed ones; the two columns'
-runs alternate.
+runs alternate, and so does which of them goes first.
 """
 
 from __future__ import annotations
@@ -185,8 +185,9 @@ def time_method(model, content: torch.Tensor, style: torch.Tensor, repeats: int,
         return model.transfer_prepared(content, [prepared], *args)
 
     runs = {mode: [] for mode in MODES}
+    order = [("with_style_encoding", with_encoding), ("without_style_encoding", without_encoding)]
     for i in range(warmup + repeats):
-        for mode, fn in (("with_style_encoding", with_encoding), ("without_style_encoding", without_encoding)):
+        for mode, fn in order if i % 2 == 0 else order[::-1]:  # alternate: neither column always goes first
             seconds = timed(fn)
             if i >= warmup:
                 runs[mode].append(seconds)
@@ -212,14 +213,31 @@ def run_bench(
     encoder_weights=None,
     content=None,
     style=None,
+    threads: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Time ``methods`` at ``sizes`` on ``devices``; returns the numbers, the
     machine and the settings (what :func:`format_table` prints).
 
-    A method that cannot be loaded (missing weights, ...) gets
-    ``{"available": False, "reason": ...}`` instead of times.
+    ``content`` / ``style``: image files (centre square, resized), else seeded
+    synthetic images. ``threads``: torch's CPU threads for the run (default:
+    torch's own choice). A method that cannot be loaded (missing weights, ...)
+    gets ``{"available": False, "reason": ...}`` instead of times.
     """
+    if threads is not None:
+        _check_positive(threads, "threads", 1)
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return _run_bench(sizes, methods, devices, steps, repeats, warmup, adain_weights, inverse_weights,
+                          encoder_weights, content, style, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_bench(sizes, methods, devices, steps, repeats, warmup, adain_weights, inverse_weights, encoder_weights,
+               content, style, progress) -> dict:
     from .images import MIN_SIDE
 
     sizes = [_check_positive(s, "size", MIN_SIDE) for s in sizes]
@@ -287,6 +305,8 @@ def run_bench(
             "content": str(content) if content is not None else "synthetic (seeded)",
             "style": str(style) if style is not None else "synthetic (seeded)",
             "adain_weights": str(adain_weights) if adain_weights is not None else "shipped decoder",
+            "adain_speed_settings": "AdaINStylizer defaults (precision auto: bf16 autocast where native; "
+                                    "channels_last; inference_mode; see docs/performance.md)",
             "inverse_weights": str(inverse_weights) if inverse_weights is not None else None,
             "gatys_layers": gatys_layers,
         },
@@ -302,11 +322,11 @@ def run_bench(
 
 
 def _seconds(x: float) -> str:
-    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+    return f"{x:#.3g}" if x < 100 else f"{x:.0f}"
 
 
 def _ratio(x: float) -> str:
-    return f"{x:.3g}x" if x < 1000 else f"{x:.0f}x"
+    return f"{x:#.3g}x" if x < 100 else f"{x:.0f}x"
 
 
 def format_table(result: dict) -> str:
@@ -318,11 +338,15 @@ def format_table(result: dict) -> str:
     lines = [
         f"seconds per image (median of {settings['repeats']} after {settings['warmup']} warm-up), "
         f"content and style both S x S; 'without' = style encoding precomputed",
-        f"machine: {machine['cpu']}, {machine['torch_threads']} torch threads, torch {machine['torch']}"
+        f"machine: {machine['cpu']}, {machine['torch_threads']} torch thread{'s' if machine['torch_threads'] != 1 else ''}, "
+        f"torch {machine['torch']}"
         + (f"; GPU: {machine['gpu']}" if "gpu" in machine else ""),
-        f"Gatys and style-swap optimisation: {settings['steps']} L-BFGS steps from the content image",
     ]
-    if settings.get("gatys_layers"):
+    optimising = [m for m in ("gatys", "style-swap-optimize") if m in settings["methods"]]
+    if optimising:
+        names = " and ".join({"gatys": "Gatys", "style-swap-optimize": "style-swap optimisation"}[m] for m in optimising)
+        lines.append(f"{names}: {settings['steps']} L-BFGS steps from the content image")
+    if settings.get("gatys_layers") and "gatys" in settings["methods"]:
         g = settings["gatys_layers"]
         lines.append(f"Gatys layers: content {g['content']}, style {', '.join(g['style'])} (as deep as the encoder weights reach)")
     for device in settings["devices"]:

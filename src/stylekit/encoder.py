@@ -9,6 +9,7 @@ them into the mean-subtracted BGR*255 the original Caffe/Torch model expects.
 from __future__ import annotations
 
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import StylekitError, one_line
+from .ops import compute_dtype, conv2d_relu, max_pool2, prepared_weights, reflect_pad1, use_fast_path
 
 
 @dataclass(frozen=True)
@@ -202,13 +204,16 @@ class VGGEncoder(nn.Module):
         if LAYER_INDEX[stop] > LAYER_INDEX[self.last_layer]:
             raise StylekitError(f"layer {stop!r} is deeper than this encoder's last layer {self.last_layer!r}")
         wanted = set(layers)
+        if use_fast_path(x) and all(VGG19_LAYERS[LAYER_INDEX[n]].kind != "conv" for n in wanted):
+            return self._fast_forward(x, wanted, stop)
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
         for layer in self.order:
             if layer.kind == "conv":
-                h = self.layers[layer.name](F.pad(h, (1, 1, 1, 1), mode="reflect"))
+                h = self.layers[layer.name](reflect_pad1(h))
             elif layer.kind == "relu":
-                h = F.relu(h)
+                # in place unless the conv output it overwrites was asked for
+                h = F.relu(h, inplace=VGG19_LAYERS[LAYER_INDEX[layer.name] - 1].name not in wanted)
             else:
                 h = F.max_pool2d(h, 2, 2, ceil_mode=True)
             if layer.name in wanted:
@@ -220,6 +225,52 @@ class VGGEncoder(nn.Module):
     def encode(self, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
         layer = layer or self.last_layer
         return self(x, (layer,))[layer]
+
+    def _fast_forward(self, x: torch.Tensor, wanted: set, stop: str) -> dict[str, torch.Tensor]:
+        """Inference on the CPU (:func:`stylekit.ops.use_fast_path`): the same
+        arithmetic as :meth:`forward` in the conv dtype (autocast's or the
+        input's), with weights cast once, each conv fused with its ReLU, the
+        pad written once and the max-pool without indices (stylekit.ops)."""
+        dtype = compute_dtype(x)
+        cache = self.__dict__.setdefault("_inference_weights", {})
+        h = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        h = conv2d_relu(h, *prepared_weights(cache, "preprocess", self.preprocess, dtype), relu=False)
+        out: dict[str, torch.Tensor] = {}
+        order = self.order
+        for i, layer in enumerate(order):
+            if layer.kind == "conv":
+                fuse = i + 1 < len(order) and order[i + 1].kind == "relu"
+                h = conv2d_relu(reflect_pad1(h, any_layout=True), *prepared_weights(cache, layer.name, self.layers[layer.name], dtype),
+                                relu=fuse)
+            elif layer.kind == "pool":
+                h = max_pool2(h)
+            if layer.name in wanted:
+                out[layer.name] = h
+            if layer.name == stop:
+                break
+        return out
+
+
+def safe_torch_load(path: str | Path):
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers,
+    never code. A refusal raises :class:`StylekitError` with a one-line reason
+    (torch's own message spans many lines, with terminal colour codes, and
+    suggests loading the file unsafely); torch's warnings about odd pickle
+    protocols are kept off stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            message = str(exc)
+            if "Weights only load failed" not in message:
+                raise StylekitError(one_line(exc)) from None
+            found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", message, re.S)
+            detail = f" ({found.group(1).strip()})" if found else ""
+            raise StylekitError(
+                "refused by the safe loader: the file holds more than tensors, or is not a torch file, "
+                f"and stylekit never unpickles code{detail}"
+            ) from None
 
 
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -233,9 +284,9 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as exc:  # safetensors raises several types for corrupt files
             raise StylekitError(f"cannot read {path}: {one_line(exc)}") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise StylekitError(f"cannot read {path}: {one_line(exc)}") from None
+        state = safe_torch_load(path)
+    except StylekitError as exc:
+        raise StylekitError(f"cannot read {path}: {exc}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -106,6 +106,7 @@ def format_table(result: dict, method: str) -> str:
 #: Gatys iterations at which the losses are recorded (a log-spaced x axis).
 CURVE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 CURVE_BASELINE = "content-image"
+OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
 
 
 def check_curve_steps(steps) -> list[int]:
@@ -187,7 +188,7 @@ def loss_curve(
 
     mean, std = _summary([r["gatys"] for r in pairs])
     gatys_entry = {
-        "label": f"Gatys et al. ({gatys.optimizer}, init {gatys.init})",
+        "label": f"Gatys et al. ({OPTIMIZER_NAMES.get(gatys.optimizer, gatys.optimizer)} from the {gatys.init} image)",
         "mean": mean, "std": std,
         "options": {
             "optimizer": gatys.optimizer, "init": gatys.init, "content_layer": gatys.content_layer,
@@ -210,8 +211,9 @@ def loss_curve(
 def format_curve(result: dict) -> str:
     """The curve's averages as a table: Gatys per step, then each flat line."""
     g = result["gatys"]
+    width = max([34] + [len(e["label"]) for e in result["lines"].values()])
     lines = [f"mean (std) over {result['count']} pairs, content {result['size']} px, style {result['style_size']} px:",
-             f"{'':<34} {'style':>20} {'content':>20}"]
+             f"{'':<{width}} {'style':>20} {'content':>20}"]
 
     def cell(entry, metric, i=None):
         m, sd = entry["mean"][metric], entry["std"][metric]
@@ -220,11 +222,11 @@ def format_curve(result: dict) -> str:
         return f"{m:.4g} ({sd:.2g})"
 
     for i, step in enumerate(result["steps"]):
-        lines.append(f"{'gatys, step ' + str(step):<34} {cell(g, 'style', i):>20} {cell(g, 'content', i):>20}")
+        lines.append(f"{'Gatys et al., step ' + str(step):<{width}} {cell(g, 'style', i):>20} {cell(g, 'content', i):>20}")
     for entry in result["lines"].values():
-        lines.append(f"{entry['label'][:34]:<34} {cell(entry, 'style'):>20} {cell(entry, 'content'):>20}")
+        lines.append(f"{entry['label']:<{width}} {cell(entry, 'style'):>20} {cell(entry, 'content'):>20}")
     for key, reason in result["unavailable"].items():
-        lines.append(f"{key:<34} n/a ({reason})")
+        lines.append(f"{key:<{width}} n/a ({reason})")
     return "\n".join(lines)
 
 
@@ -242,27 +244,37 @@ def plot_curve(result: dict, path) -> Path:
     from .images import atomic_write
 
     Figure = require_matplotlib()
+    from matplotlib.ticker import FuncFormatter, NullLocator
     steps, g = result["steps"], result["gatys"]
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
-    styles = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))]
-    for ax, metric, title in zip(axes, ("style", "content"), ("Style loss (mean/std of features)", "Content loss")):
+    dashes = ["--", "-.", (0, (3, 1, 1, 1)), (0, (5, 1))]
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    # minor ticks of a log axis: label 2x and 5x each power of ten only
+    sparse = FuncFormatter(lambda v, _: f"{v:g}" if v > 0 and f"{v:e}"[0] in "25" and f"{v:e}"[1:4] == ".00" else "")
+    titles = ("Style loss (feature mean/std, relu1_1..relu3_1)", "Content loss (feature MSE, relu3_1)")
+    for ax, metric, title in zip(axes, ("style", "content"), titles):
         mean, std = g["mean"][metric], g["std"][metric]
         ax.plot(steps, mean, marker="o", markersize=3, color="C0", label=g["label"])
         # the band is mean +- std over pairs; a log axis cannot show values <= 0
         floor = min(m for m in mean if m > 0) * 1e-2 if metric == "style" and any(m > 0 for m in mean) else None
         low = [m - s if floor is None else max(m - s, floor) for m, s in zip(mean, std)]
         ax.fill_between(steps, low, [m + s for m, s in zip(mean, std)], color="C0", alpha=0.2, linewidth=0)
-        for i, entry in enumerate(result["lines"].values()):
-            colour = "0.3" if entry["label"] == "content image" else f"C{i + 1}"
-            ax.axhline(entry["mean"][metric], color=colour, linestyle=styles[i % len(styles)], label=entry["label"])
-        ax.set_xscale("symlog", linthresh=1)
+        for i, (key, entry) in enumerate(result["lines"].items()):
+            look = dict(color="0.3", linestyle=":") if key == CURVE_BASELINE else \
+                dict(color=f"C{i + 1}", linestyle=dashes[i % len(dashes)])
+            ax.axhline(entry["mean"][metric], label=entry["label"], **look)
+        ax.set_xscale("symlog", linthresh=1)  # log scale that still shows step 0
         ax.set_xlim(steps[0], steps[-1])
+        ax.set_xticks(steps, [str(s) for s in steps])
+        ax.xaxis.set_minor_locator(NullLocator())
         if metric == "style":
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(sparse)
         ax.set_xlabel("Gatys et al.: optimisation iterations (log scale)")
-        ax.set_ylabel(title)
-        ax.set_title(title)
+        ax.set_ylabel(metric + " loss")
+        ax.set_title(title, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"mean over {result['count']} content x style pairs, {result['size']} px "

