@@ -743,6 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .ops import tune_allocator
+
+    tune_allocator()  # our own process: reuse large freed blocks (measured 1.35x at 512 px; see docs/performance.md)
     try:
         return args.func(args)
     except StylekitError as exc:

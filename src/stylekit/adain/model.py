@@ -121,7 +121,7 @@ class AdaINStylizer(Stylizer):
         inference_mode: bool = True,
         tile_pixels: int | None = TILE_PIXELS,
         tile_size: int = TILE_SIZE,
-        tune_malloc: bool = True,
+        tune_malloc: bool = False,
         fused: bool = True,
     ):
         """``precision``: ``auto`` (bf16 autocast where the CPU or GPU runs it
@@ -132,7 +132,8 @@ class AdaINStylizer(Stylizer):
         tensors: they cannot join an autograd graph). ``tile_pixels``: images
         with more pixels are processed in ``tile_size`` tiles (None: never).
         ``tune_malloc``: on the CPU, let glibc keep large freed blocks for reuse
-        (:func:`stylekit.ops.tune_allocator`, process-wide). ``fused``: on the
+        (:func:`stylekit.ops.tune_allocator`; process-wide, so off by default in
+        the library - the ``stylekit`` command turns it on for its own process). ``fused``: on the
         CPU with channels_last and inference mode, let the encoder and decoder
         take their fused inference path (:func:`stylekit.ops.use_fast_path`:
         conv + ReLU fused, weights cast once; the same arithmetic as the
