@@ -371,7 +371,9 @@ def ladder_section(encoder, decoder, content, style, *, repeats: int, warmup: in
     fastest = min(keeping, key=lambda s: s["best"])
     from .adain.model import AdaINStylizer
 
-    defaults = AdaINStylizer(encoder, decoder, "cpu", cache_size=0).settings()
+    # what `stylekit stylize` runs: the stylizer's defaults, with the allocator the command tunes
+    defaults = {**AdaINStylizer(encoder, decoder, "cpu", cache_size=0).settings(), "tune_malloc": True}
+
     def same(a, b):  # "auto" and "bf16" are the same setting where auto resolves to bf16
         return {k: v for k, v in a.items() if k != "precision"} == {k: v for k, v in b.items() if k != "precision"}
 
