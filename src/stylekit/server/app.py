@@ -76,6 +76,13 @@ class Limits:
     request_timeout_s: float = 120.0
     #: the longest pause while reading the request body (408 past it)
     body_timeout_s: float = 30.0
+    #: a connection must send a complete request head within this long (of
+    #: opening, or of its previous response) or it is closed
+    head_timeout_s: float = 10.0
+    #: open connections, idle ones included, before new ones get 503; work is
+    #: bounded by max_concurrency and max_queue, so this only has to outnumber
+    #: the sockets an idle-connection attack can hold for head_timeout_s
+    max_connections: int = 1024
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -535,8 +542,52 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, methods: Iterable[str] =
         raise StylekitError(f"port must be in 0..65535, got {port}")
     models = load_models(methods, device=device, weights=weights, encoder_weights=encoder_weights)
     app = create_app(models, limits=limits)
+    limits = limits or Limits()
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5,
-                limit_concurrency=64 + (limits or Limits()).max_queue)
+                limit_concurrency=limits.max_connections, http=head_timeout_protocol(limits.head_timeout_s))
+
+
+def head_timeout_protocol(seconds: float):
+    """uvicorn's HTTP/1.1 protocol, closing connections that send no complete
+    request head within ``seconds``. uvicorn has no such timeout: without it,
+    sockets that connect and say nothing hold their connection slots forever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        _head_timer = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(seconds, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.cycle is None or self.cycle.response_complete:  # no request under way
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # a request head arrived: the body and request timeouts take over
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()  # keep-alive: the next head must come in time too
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeadTimeoutProtocol
 
 
 __all__ = ["EXAMPLES", "Limits", "create_app", "load_models", "serve"]
