@@ -46,6 +46,12 @@ def _check_affine(param: torch.Tensor | None, channels: int, name: str) -> None:
         raise StylekitError(f"{name} must have shape ({channels},), got {tuple(param.shape)}")
 
 
+def _check_norm_inputs(x, weight, bias) -> None:
+    _check_feature_map(x, "x")
+    _check_affine(weight, x.shape[1], "weight")
+    _check_affine(bias, x.shape[1], "bias")
+
+
 def _apply_affine(x, weight, bias):
     if weight is not None:
         x = x * weight.view(1, -1, 1, 1)
@@ -95,9 +101,7 @@ def batch_norm(
     eps: float = 1e-5,
 ) -> torch.Tensor:
     """Batch normalisation with the statistics of this batch, over (N, H, W)."""
-    _check_feature_map(x, "x")
-    _check_affine(weight, x.shape[1], "weight")
-    _check_affine(bias, x.shape[1], "bias")
+    _check_norm_inputs(x, weight, bias)
     var, mean = torch.var_mean(x, dim=(0, 2, 3), keepdim=True, correction=0)
     return _apply_affine((x - mean) / torch.sqrt(var + eps), weight, bias)
 
@@ -109,9 +113,7 @@ def instance_norm(
     eps: float = 1e-5,
 ) -> torch.Tensor:
     """Instance normalisation: per sample and channel over (H, W)."""
-    _check_feature_map(x, "x")
-    _check_affine(weight, x.shape[1], "weight")
-    _check_affine(bias, x.shape[1], "bias")
+    _check_norm_inputs(x, weight, bias)
     mean, std = mean_std(x, eps)
     return _apply_affine((x - mean) / std, weight, bias)
 
