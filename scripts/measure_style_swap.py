@@ -40,7 +40,8 @@ def main() -> None:
             lines.append(f"| {r['size']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} | {r['above_idle_mib']:.0f} |")
         else:
             lines.append(f"| {r['size']} | n/a | {r['reason']} | |")
-    cmd = "python scripts/measure_style_swap.py --inverse-weights src/stylekit/data/style_swap_inverse_relu3_1.safetensors --sizes " + " ".join(map(str, args.sizes))
+    weights = f" --inverse-weights {args.inverse_weights}" if args.inverse_weights else ""
+    cmd = f"python scripts/measure_style_swap.py{weights} --sizes " + " ".join(map(str, args.sizes))
     lines += ["", f"Measured with `{cmd}`.", ""]
     text = "\n".join(lines)
     print(text)

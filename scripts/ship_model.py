@@ -1,8 +1,8 @@
 """Ship a trained network (AdaIN decoder or style-swap inverse network):
 package the weights, measure them, write the model card.
 
-    python scripts/ship_model.py adain runs/adain_relu3_1 --data ../shared/data
-    python scripts/ship_model.py style-swap runs/style_swap_relu3_1 --data ../shared/data
+    python scripts/ship_model.py adain training/adain_relu3_1 --data ../shared/data
+    python scripts/ship_model.py style-swap training/style_swap_relu3_1 --data ../shared/data --eval-size 256
 
 1. converts the run's weights to fp16 if that costs no quality (measured on
    dev_eval: pixel difference and loss change against fp32), else keeps fp32;
@@ -44,6 +44,7 @@ class Model:
     what: str  # one paragraph: what the network does
     loss: str
     run_dir: str  # the conventional run directory quoted in the card
+    init_note: str = ""  # where the starting weights came from, when the run had --init-weights
 
     @property
     def card_dir(self) -> Path:
@@ -66,7 +67,7 @@ MODELS = {
         "normalised VGG-19 back to an image (Huang & Belongie 2017, with the encoder cut at relu3_1 because that "
         "is the depth of the encoder weights we have).",
         "content `‖f(g(t)) − t‖²` + {style_weight:g} x mean/std style loss at relu1_1, relu2_1, relu3_1",
-        "runs/adain_relu3_1",
+        "training/adain_relu3_1",
     ),
     "style-swap": Model(
         "style-swap", "style-swap-inverse-relu3_1", "style_swap_inverse_relu3_1.safetensors", "style-swap inverse network",
@@ -74,7 +75,9 @@ MODELS = {
         "activations - of photos, of paintings, and of their style-swapped mixtures - back to an image, so a "
         "style swap needs one forward pass instead of an optimisation.",
         "`‖Φ(f(H)) − H‖²` (mean squared) + {tv_weight:g} x TV(f(H)), H = content / style / style-swapped activations in turn",
-        "runs/style_swap_relu3_1",
+        "training/style_swap_relu3_1",
+        "the AdaIN decoder's weights at step 3,000 of its run (`training/adain_relu3_1`, same architecture; "
+        "exported as `adain_init_for_swap.safetensors`, not kept): see docs/training.md",
     ),
 }
 
@@ -108,7 +111,7 @@ def compare_precisions(model: Model, weights32: dict, data: Path, size: int = 51
         worst, total, count = max(worst, float(diff.max())), total + float(diff.sum()), count + diff.numel()
         l32, l16 = score(encoder, outs["fp32"], c, s)["style"], score(encoder, outs["fp16"], c, s)["style"]
         style_change.append(abs(l16 - l32) / l32)
-    return {"pairs": pairs, "max_abs_diff_255": worst, "mean_abs_diff_255": total / count,
+    return {"pairs": pairs, "size": size, "max_abs_diff_255": worst, "mean_abs_diff_255": total / count,
             "max_rel_style_loss_change": max(style_change)}
 
 
@@ -160,15 +163,18 @@ def result_grid(model: Model, weights: Path, data: Path, out: Path, n: int = 5, 
 
 
 def write_card(model: Model, step: int, elapsed: float, run: dict, precision: dict, dtype: torch.dtype,
-               evaluation: dict, eval_cmd: list[str], size_bytes: int, extra: str) -> None:
+               evaluation: dict, eval_cmd: list[str], size_bytes: int, extra: str, ship_cmd: str) -> None:
     cfg = run["config"]
     sessions = run.get("sessions", [])
     hardware = sorted({f"{s.get('processor', '?')} ({s.get('threads', '?')} threads, torch {s.get('torch', '?')})" for s in sessions})
     m = evaluation["mean"]
     card = model.card_dir
-    ship_cmd = f"python scripts/ship_model.py {model.method} {model.run_dir} --data ../shared/data"
     first = sessions[0]["command"] if sessions else "?"
     train_cmd = first.split("stylekit ", 1)[-1] if "stylekit " in first else first
+    train_cmd = train_cmd.replace(str(REPO.parent / "shared"), "../shared")
+    first_out = train_cmd.split("--out ", 1)[1].split(" ")[0] if "--out " in train_cmd else ""
+    moved = f" The run started in `{first_out}` and now lives in `{model.run_dir}`." if first_out and first_out != model.run_dir else ""
+    init_row = f"| initialisation | {model.init_note} |\n" if cfg.get("init_weights") and model.init_note else ""
     with open(card / "training_log.csv") as fh:
         rows = list(csv.DictReader(fh))
     last = rows[-20:]
@@ -183,14 +189,14 @@ def write_card(model: Model, step: int, elapsed: float, run: dict, precision: di
 | file | `src/stylekit/data/{model.file}` ({size_bytes / 1e6:.2f} MB, {str(dtype).replace('torch.', '')}) |
 | architecture | mirror of VGG-19 conv1_1…conv3_1: 5 convs, nearest upsampling, reflection padding, no normalisation |
 | training data | `../shared/data/content` (photos) x `../shared/data/style` (paintings); see `SOURCES.tsv` there |
-| steps | {step:,} (batch {cfg['batch_size']}, {cfg['crop']} px random crops after resizing the shorter side to {cfg['resize']} px) |
+{init_row}| steps | {step:,} (batch {cfg['batch_size']}, {cfg['crop']} px random crops after resizing the shorter side to {cfg['resize']} px) |
 | loss | {model.loss.format(**cfg)} |
 | optimiser | Adam, lr {cfg['lr']:g} with inverse decay {cfg['lr_decay']:g}, precision {cfg['precision']} (bf16 autocast on this CPU) |
 | wall time | {elapsed / 3600:.2f} h of training |
 | hardware | {'; '.join(hardware)} |
 | final losses | {finals} (mean of the last {len(last)} logged intervals) |
 
-Trained with (continued across sessions with `--resume`; `run.json` lists each session's command):
+Trained with the command below, continued across sessions with `--resume` (`run.json` lists each session's command).{moved}
 
 ```bash
 stylekit {train_cmd}
@@ -221,7 +227,7 @@ First row: styles; first column: contents (all from dev_eval, 256 px).
 {extra}
 ## Precision
 
-fp16 storage was kept only if it costs no quality: on {precision['pairs']} dev_eval pairs at 512 px the
+fp16 storage was kept only if it costs no quality: on {precision['pairs']} dev_eval pairs at {precision['size']} px the
 fp16-rounded weights changed output pixels by {precision['mean_abs_diff_255']:.3f}/255 on average
 (at most {precision['max_abs_diff_255']:.1f}/255) and the style loss by at most
 {100 * precision['max_rel_style_loss_change']:.3f}% (thresholds 0.5/255 and 0.5%).
@@ -238,8 +244,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("STYLEKIT_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--eval-size", type=int, default=512)
     parser.add_argument("--extra", type=Path, help="a Markdown file appended to the quality section (e.g. timings)")
+    parser.add_argument("--card-only", action="store_true",
+                        help="rewrite MODEL_CARD.md from the numbers already in the card's folder (no measuring)")
     args = parser.parse_args()
     model = MODELS[args.model]
+    if args.card_only:
+        write_card_from_folder(model, args)
+        return
 
     weights32 = load_file(str(args.run_dir / "weights.safetensors"))
     with safe_open(str(args.run_dir / "weights.safetensors"), "pt") as fh:
@@ -247,7 +258,7 @@ def main() -> None:
     checkpoint = torch.load(args.run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     step, elapsed = int(checkpoint["step"]), float(checkpoint["elapsed"])
 
-    precision = compare_precisions(model, weights32, args.data)
+    precision = compare_precisions(model, weights32, args.data, size=args.eval_size)
     # fp16 "costs no quality" if output pixels move by less than 0.5/255 on average and the style loss by < 0.5%
     use_fp16 = precision["mean_abs_diff_255"] < 0.5 and precision["max_rel_style_loss_change"] < 0.005
     dtype = torch.float16 if use_fp16 else torch.float32
@@ -268,18 +279,37 @@ def main() -> None:
     shutil.copy(args.run_dir / "run.json", card / "run.json")
     loss_curve(args.run_dir / "log.csv", card / "loss_curve.png")
     result_grid(model, target, args.data, card / "dev_eval_grid.jpg")
-    eval_cmd = ["stylekit", "evaluate", "--content", str(args.data / "dev_eval" / "content"),
-                "--style", str(args.data / "dev_eval" / "style"), "--method", model.method,
-                "--size", str(args.eval_size), "--out", str(card / "evaluate.json"), "--no-progress"]
+    eval_cmd = evaluate_command(model, args)
     subprocess.run([sys.executable, "-m", "stylekit", *eval_cmd[1:]], check=True, stdout=subprocess.DEVNULL)
     evaluation = json.loads((card / "evaluate.json").read_text())
     (card / "ship.json").write_text(json.dumps(
         {"step": step, "train_seconds": elapsed, "precision_check": precision, "shipped_dtype": str(dtype)}, indent=2))
-    extra = args.extra.read_text() if args.extra else ""
-    write_card(model, step, elapsed, json.loads((args.run_dir / "run.json").read_text()), precision, dtype,
-               evaluation, eval_cmd, target.stat().st_size, extra)
+    write_card_from_folder(model, args)
     print(json.dumps({"step": step, "hours": elapsed / 3600, "fp16": use_fp16, **precision,
                       "eval_mean": evaluation["mean"]}, indent=2))
+
+
+def evaluate_command(model: Model, args: argparse.Namespace) -> list[str]:
+    return ["stylekit", "evaluate", "--content", str(args.data / "dev_eval" / "content"),
+            "--style", str(args.data / "dev_eval" / "style"), "--method", model.method,
+            "--size", str(args.eval_size), "--style-size", str(args.eval_size),
+            "--out", str(model.card_dir / "evaluate.json"), "--no-progress"]
+
+
+def write_card_from_folder(model: Model, args: argparse.Namespace) -> None:
+    card = model.card_dir
+    shipped = json.loads((card / "ship.json").read_text())
+    evaluation = json.loads((card / "evaluate.json").read_text())
+    dtype = torch.float16 if shipped["shipped_dtype"] == str(torch.float16) else torch.float32
+    eval_cmd = evaluate_command(model, args)
+    extra = args.extra.read_text() if args.extra else ""
+    ship_cmd = f"python scripts/ship_model.py {model.method} {model.run_dir} --data ../shared/data"
+    if args.eval_size != 512:
+        ship_cmd += f" --eval-size {args.eval_size}"
+    if args.extra:
+        ship_cmd += f" --extra {args.extra}"
+    write_card(model, shipped["step"], shipped["train_seconds"], json.loads((card / "run.json").read_text()),
+               shipped["precision_check"], dtype, evaluation, eval_cmd, (DATA / model.file).stat().st_size, extra, ship_cmd)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture
+def no_shipped_inverse(monkeypatch):
+    """The package as it would be without a shipped style-swap inverse network."""
+    import stylekit.weights as weights
+
+    packaged = weights._packaged_specs
+    monkeypatch.setattr(weights, "_packaged_specs",
+                        lambda: {k: v for k, v in packaged().items() if k != "style-swap-inverse-relu3_1"})
+
+
 @pytest.fixture(scope="session")
 def vgg_state():
     if not VGG_FILE.is_file():

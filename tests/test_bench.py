@@ -67,18 +67,19 @@ def test_bench_command_table_and_json(tmp_path, decoder_file, capsys):
 
 
 @needs_vgg
-def test_missing_weights_are_reported_not_fatal(tmp_path, decoder_file, capsys):
+def test_missing_weights_are_reported_not_fatal(tmp_path, decoder_file, capsys, no_shipped_inverse):
     out = tmp_path / "bench.json"
     code = main(tiny_args("--methods", "style-swap-inverse", "adain", "--adain-weights", str(decoder_file),
                           "--json", str(out)))
     assert code == 0
     table = capsys.readouterr().out
     assert "Style swap, inverse network" in table
-    assert "n/a (no style-swap inverse network ships yet; pass one with --inverse-weights)" in table
+    assert "n/a (no style-swap inverse network is available (unknown weights 'style-swap-inverse-relu3_1'" in table
     rows = json.loads(out.read_text())["results"]
+    reason = rows[0].pop("reason")
     assert rows[0] == {"device": "cpu", "method": "style-swap-inverse", "label": "Style swap, inverse network",
-                       "size": 32, "available": False,
-                       "reason": "no style-swap inverse network ships yet; pass one with --inverse-weights"}
+                       "size": 32, "available": False}
+    assert reason.startswith("no style-swap inverse network is available") and reason.endswith("--inverse-weights")
     assert rows[1]["method"] == "adain" and rows[1]["available"]
 
     code = main(tiny_args("--methods", "style-swap-inverse", "adain", "--adain-weights", str(decoder_file),
@@ -87,11 +88,11 @@ def test_missing_weights_are_reported_not_fatal(tmp_path, decoder_file, capsys):
     assert "Style swap, inverse network  n/a (cannot read" in capsys.readouterr().out
 
 
-def test_nothing_to_time_is_an_error(capsys):
+def test_nothing_to_time_is_an_error(capsys, no_shipped_inverse):
     code = main(tiny_args("--methods", "style-swap-inverse"))
     captured = capsys.readouterr()
     assert code == 2
-    assert "n/a (no style-swap inverse network ships yet" in captured.out
+    assert "n/a (no style-swap inverse network is available" in captured.out
     assert "stylekit: error: no method could be timed" in captured.err
 
 

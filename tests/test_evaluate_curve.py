@@ -147,12 +147,12 @@ def test_curve_command_writes_json_and_png(pairs, tmp_path, decoder_file, capsys
 
 
 @needs_vgg
-def test_curve_without_an_inverse_network_leaves_it_out(pairs, tmp_path, decoder_file, capsys):
+def test_curve_without_an_inverse_network_leaves_it_out(pairs, tmp_path, decoder_file, capsys, no_shipped_inverse):
     prefix = tmp_path / "fig3.png"  # a suffix on the prefix is dropped
     code = main(curve_args(pairs, prefix, "--weights", str(decoder_file), "--curve-steps", "0", "1"))
     captured = capsys.readouterr()
     assert code == 0
-    assert "left out (no style-swap inverse network ships yet" in captured.err
+    assert "left out (no style-swap inverse network is available" in captured.err
     result = json.loads((tmp_path / "fig3.json").read_text())
     assert set(result["lines"]) == {"adain", "style-swap-optimize", "content-image"}
     assert "style-swap-inverse" in result["unavailable"]

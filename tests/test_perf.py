@@ -107,6 +107,13 @@ def test_reflect_pad1_equals_f_pad_values_and_gradient(dtype, hw):
         assert torch.allclose(a.grad.double(), b.grad.double(), rtol=0, atol=6e-2 if dtype == torch.bfloat16 else 1e-5)  # bf16: summation order
 
 
+@pytest.mark.parametrize("hw", [(3, 4), (2, 2), (2, 5)])
+def test_reflect_pad1_gradcheck(hw):
+    x = _cl(torch.randn(2, 3, *hw, dtype=torch.float64, generator=torch.Generator().manual_seed(3))).requires_grad_()
+    assert torch.autograd.gradcheck(ops.reflect_pad1, (x,))
+    assert torch.autograd.gradcheck(lambda t: ops.reflect_pad1(t, any_layout=True), (x.detach().contiguous().requires_grad_(),))
+
+
 @pytest.mark.parametrize("hw", [(8, 6), (7, 5), (2, 4)])
 def test_max_pool2_and_upsample_pad(hw):
     x = _cl(torch.randn(1, 4, *hw, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16))

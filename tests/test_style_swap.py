@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from stylekit import functional as SF
 from stylekit.errors import StylekitError
@@ -442,10 +443,30 @@ def test_cli_feed_forward_with_given_inverse(capsys, tmp_path, pair, decoder_fil
 
 
 @needs_vgg
+def test_cli_uses_the_shipped_inverse_network(capsys, tmp_path, pair):
+    content, style = pair
+    out = tmp_path / "out.png"
+    code, _, err = run(capsys, "stylize", content, "--style", style, "--method", "style-swap", "-o", out, *SMALL)
+    assert code == 0, err
+    with Image.open(out) as img:
+        assert img.size == (48, 36)
+
+
+@needs_vgg
+def test_cli_without_an_inverse_network_says_what_to_do(capsys, tmp_path, pair, no_shipped_inverse):
+    content, style = pair
+    out = tmp_path / "out.png"
+    code, stdout, err = run(capsys, "stylize", content, "--style", style, "--method", "style-swap", "-o", out, *SMALL)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no style-swap inverse network is available" in lines[0]
+    assert "--optimize" in lines[0] and not out.exists()
+
+
+@needs_vgg
 @pytest.mark.parametrize(
     "flags, match",
     [
-        ([], "no style-swap inverse network is available"),  # none ships yet
         (["--steps", "3"], "--steps needs --optimize with --method style-swap"),
         (["--tv-weight", "0.1"], "--tv-weight needs --optimize"),
         (["--optimize", "--patch-size", "2", "--stride", "3"], "stride (3) must not exceed patch_size (2)"),

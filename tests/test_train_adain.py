@@ -119,17 +119,23 @@ def _cli(*args) -> list[str]:
 def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     """kill -9 a run several times at random moments; the resumed run ends with the
     same weights and the same logged losses as a run never interrupted."""
-    steps = 24
+    steps = 36
     common = ["--max-steps", str(steps), "--save-every", "3", "--log-every", "3", "--sample-every", "0", "--no-progress"]
     reference = tmp_path / "reference"
     subprocess.run(_cli(*train_args(tiny_data, reference, *common)), check=True, capture_output=True)
+
+    # The delay before a kill is scaled to this machine's speed (one logging
+    # interval of the uninterrupted run): a fixed delay lets a fast machine
+    # finish the whole run before any kill lands.
+    ref_log = read_log(reference)
+    interval_s = (float(ref_log[-1]["elapsed_s"]) - float(ref_log[0]["elapsed_s"])) / (len(ref_log) - 1)
 
     run = tmp_path / "killed"
     rng = torch.Generator().manual_seed(1)
     kills = 0
     # Kill only after the run has logged progress since it (re)started, then at a
-    # random moment within the next second: every attempt moves the run on,
-    # however slow the machine is, and the kills land at varied points.
+    # random moment within the next logging interval: every attempt moves the run
+    # on, however slow the machine is, and the kills land at varied points.
     for attempt in range(30):
         proc = subprocess.Popen(_cli(*train_args(tiny_data, run, *common, "--resume")),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -140,7 +146,7 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
                 if (run / "log.csv").exists() and len(read_log(run)) > rows_before:
                     break
                 time.sleep(0.05)
-            time.sleep(torch.rand(1, generator=rng).item())
+            time.sleep(torch.rand(1, generator=rng).item() * interval_s)
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()

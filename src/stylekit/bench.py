@@ -88,8 +88,10 @@ def load_method(
         if inverse_weights is None:
             try:
                 resolve(INVERSE_WEIGHTS)
-            except StylekitError:
-                raise StylekitError("no style-swap inverse network ships yet; pass one with --inverse-weights") from None
+            except StylekitError as exc:
+                raise StylekitError(
+                    f"no style-swap inverse network is available ({exc}); pass one with --inverse-weights"
+                ) from None
         return StyleSwapStylizer.load(weights=inverse_weights, encoder_weights=encoder_weights, device=device)
     if name == "adain":
         from .adain.model import AdaINStylizer

@@ -38,6 +38,12 @@ def reflect_pad1(x: torch.Tensor, any_layout: bool = False) -> torch.Tensor:
     ``F.pad`` unless ``any_layout``."""
     if (not any_layout and not is_channels_last(x)) or x.dim() != 4 or x.shape[-2] < 2 or x.shape[-1] < 2:
         return F.pad(x, (1, 1, 1, 1), mode="reflect")
+    if x.requires_grad and torch.is_grad_enabled():
+        return _ReflectPad1.apply(x)
+    return _reflect_pad1(x)
+
+
+def _reflect_pad1(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
     out = torch.empty((n, c, h + 2, w + 2), dtype=x.dtype, device=x.device, memory_format=layout)
@@ -47,6 +53,28 @@ def reflect_pad1(x: torch.Tensor, any_layout: bool = False) -> torch.Tensor:
     out[:, :, :, 0] = out[:, :, :, 2]  # corners included: reflected twice, as F.pad does
     out[:, :, :, -1] = out[:, :, :, -3]
     return out
+
+
+class _ReflectPad1(torch.autograd.Function):
+    """The padding with a backward pass that folds the border gradients back in
+    place. Autograd through the slice assignments above cloned the whole padded
+    gradient once per assignment: in decoder training that cost more than the
+    convolutions' backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return _reflect_pad1(x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        cols = grad[:, :, :, 1:-1].clone()  # columns first, then rows: the padding is separable
+        cols[:, :, :, 1] += grad[:, :, :, 0]
+        cols[:, :, :, -2] += grad[:, :, :, -1]
+        rows = cols[:, :, 1:-1, :].clone()
+        rows[:, :, 1, :] += cols[:, :, 0, :]
+        rows[:, :, -2, :] += cols[:, :, -1, :]
+        return rows
 
 
 def mean_std_fast(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
