@@ -354,10 +354,18 @@ def test_load(decoder_file):
     assert model.inverse is not None and (model.patch_size, model.stride) == (5, 2)
     model = stylekit.load("style-swap", optimize=True, device="cpu", steps=3, tv_weight=0.0)
     assert model.inverse is None and model.steps == 3 and model.tv_weight == 0
-    with pytest.raises(StylekitError, match="no style-swap inverse network is available"):
-        stylekit.load("style-swap", device="cpu")
     with pytest.raises(StylekitError, match="uses no inverse network"):
         stylekit.load("style-swap", weights=decoder_file, optimize=True, device="cpu")
+    shipped = stylekit.load("style-swap", device="cpu")  # the inverse network in the package
+    assert shipped.inverse is not None and shipped.inverse.from_layer == "relu3_1"
+
+
+@needs_vgg
+def test_load_without_a_shipped_inverse_network(no_shipped_inverse):
+    import stylekit
+
+    with pytest.raises(StylekitError, match="no style-swap inverse network is available"):
+        stylekit.load("style-swap", device="cpu")
 
 
 @needs_vgg
