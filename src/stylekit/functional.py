@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import StylekitError
+from .ops import mean_std_fast
 
 __all__ = [
     "mean_std",
@@ -66,15 +67,9 @@ def mean_std(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Te
     Returns two ``(N, C, 1, 1)`` tensors.
     """
     _check_feature_map(x, "x")
-    # Two passes over an (N, H*W, C) view, reducing along positions: torch.var_mean's
-    # one-pass kernel over (H, W) was the slowest op of a decoder training step on
-    # channels_last maps (the same maths; the reduction runs along contiguous channels).
-    n, c = x.shape[:2]
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    rows = x.permute(0, 2, 3, 1).reshape(n, -1, c) if channels_last else x.reshape(n, c, -1).transpose(1, 2)
-    mean = rows.mean(dim=1, keepdim=True)
-    var = (rows - mean).square().mean(dim=1)
-    return mean.view(n, c, 1, 1), torch.sqrt(var + eps).view(n, c, 1, 1)
+    # Two passes over an (N, H*W, C) view: torch.var_mean's one-pass kernel over
+    # (H, W) was the slowest op of a decoder training step on channels_last maps.
+    return mean_std_fast(x, eps)
 
 
 def masked_mean_std(
@@ -360,6 +355,9 @@ def _swap_setup(content, style, p, s, eps):
         content = F.pad(content, (0, pad_w, 0, pad_h), mode="replicate")
     gh, gw = _patch_grid(hs, p, s), _patch_grid(ws, p, s)
     style = style.detach()[0]
+    # Scores are <c, s_j> times 1 / ||s_j|| rather than <c, s_j / ||s_j||>: equal
+    # true scores (duplicate patches, integer data) then stay exactly equal in
+    # float, so the tie rule decides them rather than rounding noise.
     squares = (style * style).sum(0)[None, None]
     norms = F.conv2d(squares, squares.new_ones(1, 1, p, p), stride=s).flatten().sqrt()
     inv_norms = 1.0 / norms.clamp_min(eps)
@@ -464,22 +462,9 @@ def _rerank(content, style, candidates, p, s, gw, inv_norms, grid_hw):
 @torch.no_grad()
 def _style_swap_argmax(content, style, p, s, chunk_size, eps, max_bytes):
     """Index of the best style patch for every content patch, (N, Ho, Wo), and (Ho, Wo)."""
-    n, c, h, w = content.shape
-    hs, ws = style.shape[2:]
-    ho, wo = -(-(h - p) // s) + 1, -(-(w - p) // s) + 1  # ceil: the last patch reaches the border
-    pad_h, pad_w = (ho - 1) * s + p - h, (wo - 1) * s + p - w
-    if pad_h or pad_w:
-        content = F.pad(content, (0, pad_w, 0, pad_h), mode="replicate")
-    gh, gw = _patch_grid(hs, p, s), _patch_grid(ws, p, s)
+    n, c = content.shape[:2]
+    content, style, (ho, wo), (gh, gw), inv_norms = _swap_setup(content, style, p, s, eps)
     count = gh * gw
-    style = style.detach()[0]
-
-    # Scores are <c, s_j> times 1 / ||s_j|| rather than <c, s_j / ||s_j||>: equal
-    # true scores (duplicate patches, integer data) then stay exactly equal in
-    # float, so the tie rule decides them rather than rounding noise.
-    squares = (style * style).sum(0)[None, None]
-    norms = F.conv2d(squares, squares.new_ones(1, 1, p, p), stride=s).flatten().sqrt()
-    inv_norms = 1.0 / norms.clamp_min(eps)
 
     item = content.element_size()
     if chunk_size is None:

@@ -79,14 +79,17 @@ class _ReflectPad1(torch.autograd.Function):
 
 def mean_std_fast(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel mean and ``sqrt(biased var + eps)`` over (H, W) as (N, C, 1, 1) tensors
-    (:func:`stylekit.functional.mean_std`), computed in two passes (the mean, then
+    (:func:`stylekit.functional.mean_std` without its input check; differentiable),
+    computed in two passes (the mean, then
     the mean of the squared deviations: ``torch.var_mean``'s one-pass Welford
     kernel is several times slower on the CPU) and, for a channels_last map,
     over the (N, H*W, C) view whose reductions run along contiguous channels."""
     n, c = x.shape[:2]
     rows = x.permute(0, 2, 3, 1).reshape(n, -1, c) if is_channels_last(x) else x.reshape(n, c, -1).transpose(1, 2)
     mean = rows.mean(dim=1, keepdim=True)
-    var = (rows - mean).square_().mean(dim=1)
+    deviations = rows - mean
+    # in place when no gradient needs the deviations (inference): one buffer fewer
+    var = (deviations.square() if deviations.requires_grad else deviations.square_()).mean(dim=1)
     return mean.view(n, c, 1, 1), torch.sqrt(var + eps).view(n, c, 1, 1)
 
 
