@@ -48,9 +48,16 @@ def _reflect_pad1(x: torch.Tensor) -> torch.Tensor:
     layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
     out = torch.empty((n, c, h + 2, w + 2), dtype=x.dtype, device=x.device, memory_format=layout)
     out[:, :, 1:-1, 1:-1] = x
-    out[:, :, 0, 1:-1] = x[:, :, 1, :]
-    out[:, :, -1, 1:-1] = x[:, :, -2, :]
-    out[:, :, :, 0] = out[:, :, :, 2]  # corners included: reflected twice, as F.pad does
+    return _reflect_border_(out)
+
+
+def _reflect_border_(out: torch.Tensor) -> torch.Tensor:
+    """Fill the 1-pixel border of ``out`` from its interior, as reflection
+    padding does: rows first, then whole columns (corners reflected twice, as
+    ``F.pad`` does), for a tensor whose interior was just written."""
+    out[:, :, 0, 1:-1] = out[:, :, 2, 1:-1]
+    out[:, :, -1, 1:-1] = out[:, :, -3, 1:-1]
+    out[:, :, :, 0] = out[:, :, :, 2]
     out[:, :, :, -1] = out[:, :, :, -3]
     return out
 
@@ -186,11 +193,7 @@ def upsample2_reflect_pad1(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty((n, c, 2 * h + 2, 2 * w + 2), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     inner = out[:, :, 1:-1, 1:-1].permute(0, 2, 3, 1).unflatten(1, (h, 2)).unflatten(3, (w, 2))  # (n, h, 2, w, 2, c)
     inner.copy_(x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, 2, w, 2, c))
-    out[:, :, 0, 1:-1] = out[:, :, 2, 1:-1]  # row -1 reflects row 1
-    out[:, :, -1, 1:-1] = out[:, :, -3, 1:-1]
-    out[:, :, :, 0] = out[:, :, :, 2]
-    out[:, :, :, -1] = out[:, :, :, -3]
-    return out
+    return _reflect_border_(out)
 
 
 _FAST = contextvars.ContextVar("stylekit_fast_inference", default=True)

@@ -206,7 +206,7 @@ class AdaINStylizer(Stylizer):
     def _run_decoder(self, features: torch.Tensor) -> torch.Tensor:
         """Features -> float32 (1, 3, H, W) image, unclamped."""
         with autocast(self.device, self.dtype), fast_inference(self.fused):
-            return self.decoder(self._layout(features)).float().contiguous()
+            return self.decoder(self._layout(features)).to(torch.float32, memory_format=torch.contiguous_format)
 
     # --- tiling ---
 
