@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from stylekit import ops
-from stylekit.adain.model import AdaINStylizer, decoder_margin, encoder_margin
+from stylekit.adain.model import AdaINStylizer
+from stylekit.networks import decoder_margin, encoder_margin
 from stylekit.cli import main
 from stylekit.decoder import MirrorDecoder
 from stylekit.errors import StylekitError

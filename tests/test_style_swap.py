@@ -300,6 +300,37 @@ def test_feed_forward_keeps_the_size(feed_forward, hw):
 
 
 @needs_vgg
+def test_feed_forward_equals_the_plain_modules(feed_forward, encoder, random_decoder):
+    """The shared runner (fp32, channels_last, fused CPU path) computes what the
+    modules compute: encoder -> swap -> inverse network, in plain float32."""
+    content, style = img(40, 36, 6), img(36, 44, 7)
+    with torch.no_grad():
+        target = style_swap(encoder.encode(content), encoder.encode(style))
+        expected = random_decoder(target)
+    got = feed_forward.transfer(content, [style], [1.0], None, 1.0)
+    assert feed_forward.networks.settings()["autocast_dtype"] == "float32"
+    assert got.shape == expected.shape and torch.allclose(got, expected, rtol=0, atol=1e-4)
+
+
+@needs_vgg
+def test_tiled_equals_untiled(encoder, random_decoder):
+    """Above tile_pixels the encoder and the inverse network run in overlapping
+    tiles; their interiors are the whole image's, so the swap sees the same
+    features and picks the same patches."""
+    from stylekit.style_swap.model import StyleSwapStylizer
+
+    whole = StyleSwapStylizer(encoder, random_decoder, tile_pixels=None)
+    tiled = StyleSwapStylizer(encoder, random_decoder, tile_pixels=1000, tile_size=40)
+    content, style = img(150, 118, 8), img(90, 70, 9)  # neither a multiple of the tiles nor of 4
+    assert tiled.networks.tiled(150, 118) and not whole.networks.tiled(150, 118)
+    assert torch.allclose(whole.prepare_style(style), tiled.prepare_style(style), rtol=0, atol=1e-5)
+    a = whole.transfer(content, [style], [1.0], None, 1.0)
+    b = tiled.transfer(content, [style], [1.0], None, 1.0)
+    assert a.shape == b.shape == content.shape
+    assert torch.allclose(a, b, rtol=0, atol=1e-5)
+
+
+@needs_vgg
 def test_target_features_controls(feed_forward, encoder):
     content_feat = encoder.encode(img(32, 40, 3))
     s1, s2 = encoder.encode(img(36, 28, 4)), encoder.encode(img(28, 36, 5))

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
-from .adain.model import TILE_PIXELS, TILE_SIZE, AdaINStylizer, _LRU, _round_up, decoder_margin, encoder_margin
+from .adain.model import AdaINStylizer, _LRU
 from .decoder import MirrorDecoder
 from .encoder import pools_before
 from .errors import StylekitError
+from .networks import TILE_PIXELS, TILE_SIZE, _round_up, decoder_margin, encoder_margin
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"

@@ -22,6 +22,7 @@ from ..devices import resolve_device
 from ..encoder import LAYER_INDEX, VGGEncoder, check_layer_name, pools_before
 from ..errors import StylekitError
 from ..functional import blend_regions, style_swap
+from ..networks import TILE_PIXELS, TILE_SIZE, FeedForwardNetworks
 from ..losses import inversion_terms
 from ..optimize import check_options, check_weight, initial_image, optimize_image
 from ..pipeline import Stylizer, masks_at, pad_to_multiple
@@ -68,11 +69,20 @@ class StyleSwapStylizer(Stylizer):
         stride: int = 1,
         max_bytes: int = 512 * 2**20,
         progress: bool = True,
+        tile_pixels: int | None = TILE_PIXELS,
+        tile_size: int = TILE_SIZE,
         **optimize_options,
     ):
         """``inverse`` is required unless ``optimize``; ``optimize_options`` are
         ``tv_weight``, ``steps``, ``optimizer`` (lbfgs/adam), ``lr``, ``init``
-        (content/noise) and ``seed``, for the optimisation mode only."""
+        (content/noise) and ``seed``, for the optimisation mode only.
+
+        The encoder and the inverse network run as
+        :class:`stylekit.networks.FeedForwardNetworks` (AdaIN's runner) in
+        float32 - the swap's argmax is exact on the features it gets - with
+        channels_last, the fused CPU path and, above ``tile_pixels`` pixels,
+        overlapping tiles whose interiors equal the whole image's (bounded
+        memory for large images)."""
         self.device = resolve_device(device)
         unknown = sorted(set(optimize_options) - set(_OPTIMIZE_ONLY))
         if unknown:
@@ -108,6 +118,11 @@ class StyleSwapStylizer(Stylizer):
         self.encoder = encoder.to(self.device).eval()
         self.inverse = inverse.to(self.device).eval() if inverse is not None else None
         self.multiple = 2 ** pools_before(self.layer)
+        # the optimisation's target joins its autograd graph: no inference tensors there
+        self.networks = FeedForwardNetworks(
+            self.encoder, self.inverse, self.device, "fp32", layer=self.layer, inference_mode=not optimize,
+            tile_pixels=tile_pixels, tile_size=tile_size,
+        )
 
     @classmethod
     def load(cls, weights=None, encoder_weights=None, device="auto", optimize: bool = False, **options) -> "StyleSwapStylizer":
@@ -153,19 +168,18 @@ class StyleSwapStylizer(Stylizer):
 
         return loss
 
-    @torch.no_grad()
     def prepare_style(self, style: torch.Tensor) -> torch.Tensor:
         """A style's encoding for style swap: its features at the swap layer (the patches)."""
-        return self.encoder.encode(style, self.layer)
+        return self.networks.encode_image(style)
 
     def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:
         # reflect-pad to the pool multiple so features and image align exactly; crop back at the end
         padded = pad_to_multiple(content, self.multiple)
+        content_feat = self.networks.encode_image(padded)
         with torch.no_grad():
-            content_feat = self.encoder.encode(padded, self.layer)
             target = self.target_features(content_feat, prepared, weights, masks, alpha)
-            if not self.optimize:
-                return self.inverse(target)[..., : content.shape[-2], : content.shape[-1]]
+        if not self.optimize:
+            return self.networks.decode(target, content.shape[-2:])
         image = optimize_image(
             self.loss_fn(target),
             initial_image(padded, self.init, self.seed),
