@@ -195,6 +195,19 @@ def test_cli_gatys(capsys, tmp_path, pair):
 
 
 @needs_vgg
+@pytest.mark.parametrize("method", [["--method", "gatys"], ["--method", "style-swap", "--optimize"]])
+def test_cli_refuses_an_image_too_large_for_the_memory(capsys, tmp_path, pair, monkeypatch, method):
+    import stylekit.optimize as optimize
+
+    monkeypatch.setattr(optimize, "available_memory", lambda device: 2**20)  # 1 MiB left
+    content, style = pair
+    out = tmp_path / "out.png"
+    code, _, err = run(capsys, "stylize", content, "--style", style, *method, "--steps", "2", "-o", out, *SMALL)
+    assert_error(code, err, "GiB of memory at this size and only 0.0 GiB is available; use a smaller --size")
+    assert not out.exists()
+
+
+@needs_vgg
 @pytest.mark.parametrize(
     "flags, match",
     [

@@ -121,3 +121,29 @@ def test_bad_init_and_diverging_loss():
         optimize_image(quadratic(target()), torch.rand(3, 4, 4), progress=False)
     with pytest.raises(StylekitError, match="the loss became nan"):
         optimize_image(lambda image: {"bad": image.sum() * float("nan")}, target(), steps=2, progress=False)
+
+
+def test_refuses_up_front_when_the_estimate_exceeds_available_memory(monkeypatch):
+    import stylekit.optimize as optimize
+
+    goal = target()
+    calls = []
+    loss = quadratic(goal, calls)
+    pixels = 12 * 10
+    # L-BFGS with 10 pairs adds 4 * 3 * (2 * 10 + 4) = 288 bytes per pixel of its own
+    monkeypatch.setattr(optimize, "available_memory", lambda device: pixels * (1000 + 288) - 1)
+    with pytest.raises(StylekitError, match=r"optimising needs about .* GiB of memory .* use a smaller --size"):
+        optimize_image(loss, goal.clone(), steps=2, progress=False, bytes_per_pixel=1000)
+    assert not calls  # refused before the first evaluation
+    monkeypatch.setattr(optimize, "available_memory", lambda device: pixels * (1000 + 288))
+    optimize_image(loss, goal.clone(), steps=2, progress=False, bytes_per_pixel=1000)
+    assert calls
+    monkeypatch.setattr(optimize, "available_memory", lambda device: None)  # unknown: never refused
+    optimize_image(loss, goal.clone(), steps=1, progress=False, bytes_per_pixel=1e30)
+
+
+def test_available_memory_on_this_machine():
+    from stylekit.optimize import available_memory
+
+    got = available_memory("cpu")
+    assert got is None or got > 0

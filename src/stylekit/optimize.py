@@ -64,6 +64,36 @@ def check_weight(value, name: str) -> float:
     return float(value)
 
 
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes this process can still allocate: ``MemAvailable`` of /proc/meminfo
+    on a Linux CPU, the free memory of a CUDA device; None where unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(need_bytes: float, device: torch.device | str, what: str) -> None:
+    """Refuse, with a one-line :class:`StylekitError`, a job whose estimated peak
+    exceeds :func:`available_memory`: an error now instead of the system's
+    out-of-memory killer (or swapping) later."""
+    available = available_memory(device)
+    if available is not None and need_bytes > available:
+        raise StylekitError(
+            f"{what} needs about {need_bytes / 2**30:.1f} GiB of memory at this size and only "
+            f"{available / 2**30:.1f} GiB is available; use a smaller --size (the need grows with the pixel count)"
+        )
+
+
 def optimize_image(
     loss_fn: LossFn,
     init: torch.Tensor,
@@ -77,6 +107,7 @@ def optimize_image(
     desc: str = "optimising",
     callback: Callback | None = None,
     callback_steps: Iterable[int] | None = None,
+    bytes_per_pixel: float | None = None,
 ) -> torch.Tensor:
     """Minimise ``sum(loss_fn(image).values())`` over an image, starting at ``init``.
 
@@ -96,6 +127,11 @@ def optimize_image(
     each such step and resumes with its history intact, which costs one extra
     loss evaluation per pause (none for the last step), so ask only for the
     steps you need.
+
+    ``bytes_per_pixel``: the loss's peak memory per image pixel (one forward
+    and backward pass, measured by the calling method); with it, the
+    optimiser's own image-sized tensors are added and the run is refused up
+    front (:func:`check_memory`) when the estimate exceeds the memory available.
     """
     check_options(steps, optimizer, lr)
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or init.shape[1] != 3 or not init.is_floating_point():
@@ -106,6 +142,11 @@ def optimize_image(
     if not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
         raise StylekitError(f"margin must be in (0, 0.5), got {margin!r}")
     pauses = _callback_steps(callback, callback_steps, steps)
+    if bytes_per_pixel is not None:
+        # float32 image-sized tensors of the optimiser: L-BFGS two per correction pair, Adam two moments
+        own = 4 * 3 * (2 * history_size + 4 if optimizer == "lbfgs" else 6)
+        pixels = init.shape[0] * init.shape[-2] * init.shape[-1]
+        check_memory(pixels * (bytes_per_pixel + own), init.device, desc)
     from tqdm import tqdm
 
     x = init.detach().float().clamp(0, 1) * (1 - 2 * margin) + margin

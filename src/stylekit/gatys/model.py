@@ -36,6 +36,13 @@ DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_STEPS = 100
 
+#: Peak memory per image pixel, above the idle process: 11,324 MiB at
+#: 2048 x 2048 on the CPU with the relu3_1 encoder (docs/performance.md,
+#: Memory), which included two L-BFGS correction pairs; deeper encoders need
+#: somewhat more. Large images are refused up front when this estimate exceeds
+#: the available memory.
+PEAK_BYTES_PER_PIXEL = 2_850
+
 
 def default_layers(depth: str) -> tuple[str, tuple[str, ...]]:
     """(content layer, style layers) for encoder weights reaching ``depth``:
@@ -158,5 +165,5 @@ class GatysStylizer(Stylizer):
             self.loss_fn(content_target, gram_targets, region_masks),
             initial_image(content, self.init, self.seed),
             steps=self.steps, optimizer=self.optimizer, lr=self.lr, progress=self.progress, desc="gatys",
-            callback=callback, callback_steps=callback_steps,
+            callback=callback, callback_steps=callback_steps, bytes_per_pixel=PEAK_BYTES_PER_PIXEL,
         )

@@ -42,6 +42,12 @@ DEFAULT_LAYER = "relu3_1"
 DEFAULT_TV_WEIGHT = 1e-4
 DEFAULT_STEPS = 100
 
+#: Peak memory of the optimisation mode per image pixel, above the idle
+#: process: 8,325 MiB at 2048 x 2048 on the CPU (docs/performance.md, Memory),
+#: which included two L-BFGS correction pairs. Large images are refused up
+#: front when this estimate exceeds the available memory.
+OPTIMIZE_PEAK_BYTES_PER_PIXEL = 2_100
+
 # Options of the optimisation mode only: giving one without optimize=True is an error.
 _OPTIMIZE_ONLY = ("tv_weight", "steps", "optimizer", "lr", "init", "seed")
 
@@ -184,5 +190,6 @@ class StyleSwapStylizer(Stylizer):
             self.loss_fn(target),
             initial_image(padded, self.init, self.seed),
             steps=self.steps, optimizer=self.optimizer, lr=self.lr, progress=self.progress, desc="style swap",
+            bytes_per_pixel=OPTIMIZE_PEAK_BYTES_PER_PIXEL,
         )
         return image[..., : content.shape[-2], : content.shape[-1]]
