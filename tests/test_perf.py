@@ -304,18 +304,98 @@ def test_gemm_is_chunk_invariant_across_blocks(monkeypatch):
     assert torch.equal(style_swap(content, style, 3, 1, max_bytes=1, impl="gemm"), whole)
 
 
-def test_bf16_scores_rerank():
-    content = rand(1, 8, 12, 11, seed=14, dtype=torch.float32)
-    style = rand(1, 8, 10, 9, seed=15, dtype=torch.float32)
-    exact = style_swap(content, style, 3, 1)
-    fast = style_swap(content, style, 3, 1, scores="bf16", rerank=50)  # more candidates than patches: exact
-    assert torch.equal(fast, exact)
-    rough = style_swap(content, style, 3, 1, scores="bf16", rerank=1)
-    assert rough.shape == exact.shape
+@pytest.mark.parametrize("content_shape, style_shape, p, s", CASES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_bf16_screening_matches_brute_force(content_shape, style_shape, p, s, dtype):
+    content, style = rand(*content_shape, seed=1, dtype=dtype), rand(*style_shape, seed=2, dtype=dtype)
+    expected, _ = ref_style_swap(content, style, p, s)
+    got = style_swap(content, style, p, s, scores="bf16")
+    assert got.dtype == dtype
+    assert torch.allclose(got.double(), expected, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-6)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(impl="fft"), "impl must be"), (dict(scores="fp8"), "scores must be"),
-                                           (dict(scores="bf16", rerank=0), "rerank must be")])
+def _argmax_reference(content, style, p, s, eps=1e-8):
+    """Index of the best style patch per content patch from float64 scores, by
+    an independent formula (unfold, a float64 matmul, first maximum)."""
+    cols = F.unfold(content.double(), p, stride=s)[0].t()
+    patches = F.unfold(style.double(), p, stride=s)[0].t()
+    scores = cols @ patches.t() / patches.norm(dim=1).clamp_min(eps)
+    return scores.argmax(dim=1)
+
+
+def test_bf16_screening_is_exact_where_bf16_cannot_separate(monkeypatch):
+    """Style patches a hair apart (far below bf16's resolution): the screening
+    keeps them all as candidates, and float64 picks the true best."""
+    from stylekit import functional as SF
+
+    g = torch.Generator().manual_seed(21)
+    base = torch.rand(1, 8, 3, 3, generator=g, dtype=torch.float64)
+    style = base.repeat(1, 1, 1, 6)  # six copies side by side: 16 patches, 6 of them equal to `base`
+    for k in range(6):  # then nudge copy k by k * 1e-6: every copy scores differently, all within bf16 rounding
+        style[..., 3 * k : 3 * k + 3] += k * 1e-6 * base.flip(-1)
+    content = base.repeat(1, 1, 3, 3) + 1e-3 * torch.rand(1, 8, 9, 9, generator=g, dtype=torch.float64)
+    want = _argmax_reference(content, style, 3, 1)
+    got = SF._style_swap_argmax_screened(content, style, 3, 1, None, 1e-8, 512 * 2**20)[0].flatten()
+    assert torch.equal(got, want)
+    for dtype in (torch.float32,):  # the same on float32 inputs
+        got = SF._style_swap_argmax_screened(content.to(dtype), style.to(dtype), 3, 1, None, 1e-8, 512 * 2**20)[0]
+        assert torch.equal(got.flatten(), _argmax_reference(content.to(dtype), style.to(dtype), 3, 1))
+    # with room for one candidate only, the rows fall back to float64 against every style patch: same answer
+    monkeypatch.setattr(SF, "SCREEN_MAX_CANDIDATES", 1)
+    got = SF._style_swap_argmax_screened(content, style, 3, 1, None, 1e-8, 512 * 2**20)[0].flatten()
+    assert torch.equal(got, want)
+
+
+def test_bf16_screening_on_real_looking_features_and_chunks(monkeypatch):
+    """ReLU'd features with duplicated regions (exact ties) and all-zero
+    patches: equal to the float64 argmax for every chunking and budget, with
+    and without the cached screening patches, and through the fallback."""
+    from stylekit import functional as SF
+
+    monkeypatch.setattr(SF, "SCREEN_COLUMNS", 64)  # several screening GEMMs per chunk
+    content = rand(1, 16, 20, 23, seed=31, dtype=torch.float32).relu()
+    content[..., :5, :6] = 0  # all-zero content patches: patch 0
+    style = rand(1, 16, 19, 21, seed=32, dtype=torch.float32).relu()
+    style[..., 12:, 10:] = style[..., :7, :11]  # duplicated patches: the lower index wins
+    want = _argmax_reference(content, style, 3, 1)
+    ho, wo = 18, 21
+    assert torch.equal(want.view(ho, wo)[:3, :4], torch.zeros(3, 4, dtype=torch.long))
+    for kwargs in (dict(), dict(chunk_size=1), dict(chunk_size=40), dict(chunk_size=10_000), dict(max_bytes=1)):
+        chunk = kwargs.get("chunk_size")
+        got = SF._style_swap_argmax_screened(content, style, 3, 1, chunk, 1e-8, kwargs.get("max_bytes", 512 * 2**20))
+        assert torch.equal(got[0].flatten(), want), kwargs
+    monkeypatch.setattr(SF, "SCREEN_MAX_CANDIDATES", 1)
+    got = SF._style_swap_argmax_screened(content, style, 3, 1, None, 1e-8, 512 * 2**20)
+    assert torch.equal(got[0].flatten(), want)
+
+
+def test_flat_style_goes_to_the_lowest_index():
+    """A flat style: every patch is the same, so every content patch ties
+    everywhere (all candidates: the float64 fallback) and takes patch 0."""
+    style = torch.full((1, 4, 8, 9), 0.5)
+    content = torch.rand(1, 4, 7, 6, generator=torch.Generator().manual_seed(3))
+    exact = style_swap(content, style, 3, 1, scores="exact")
+    assert torch.equal(style_swap(content, style, 3, 1, scores="bf16"), exact)
+
+
+def test_auto_scores_pick_the_screening_where_bf16_is_native(monkeypatch):
+    from stylekit import functional as SF
+
+    calls = []
+    original = SF._style_swap_argmax_screened
+    monkeypatch.setattr(SF, "_style_swap_argmax_screened", lambda *a: calls.append(1) or original(*a))
+    content, style = rand(1, 4, 7, 9, seed=1, dtype=torch.float32), rand(1, 4, 6, 5, seed=2, dtype=torch.float32)
+    for native in (True, False):
+        monkeypatch.setattr(SF, "_cpu_has_fast_bf16", lambda: native)
+        calls.clear()
+        style_swap(content, style, 3, 1)
+        assert bool(calls) == native
+        calls.clear()
+        style_swap(content, style, 3, 1, impl="gemm")  # an implementation by name: its exact scores
+        assert not calls
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(impl="fft"), "impl must be"), (dict(scores="fp8"), "scores must be auto, exact or bf16")])
 def test_swap_option_errors(kwargs, match):
     with pytest.raises(StylekitError, match=match):
         style_swap(torch.rand(1, 2, 5, 5), torch.rand(1, 2, 5, 5), **kwargs)
@@ -355,7 +435,10 @@ def test_perf_command_end_to_end(tmp_path, capsys):
     assert len(cfg["layer_times"]) == 11
     sw = result["swap"]
     assert sw["variants"][0]["agreement"]["disagree"] == 0  # the reference against itself
-    assert next(v for v in sw["variants"] if v["variant"] == "conv")["agreement"]["disagree_fraction"] < 0.01
+    assert next(v for v in sw["variants"] if v["variant"] == "conv, fp32 scores")["agreement"]["disagree_fraction"] < 0.01
+    screened = next(v for v in sw["variants"] if v["variant"].startswith("bf16 screening"))
+    assert screened["agreement"]["disagree"] == 0  # exact: the float64 argmax
+    assert sw["default_variant"] in {v["variant"] for v in sw["variants"]}
     assert 0 < sw["swap_fraction"] <= 1.5
     assert result["peer"]["available"] is False and "stylekit" in result["peer"]
     assert result["gpu"]["available"] is torch.cuda.is_available()

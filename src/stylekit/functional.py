@@ -227,8 +227,7 @@ def style_swap(
     eps: float = 1e-8,
     max_bytes: int = 512 * 2**20,
     impl: str = "auto",
-    scores: str = "exact",
-    rerank: int = 8,
+    scores: str = "auto",
 ) -> torch.Tensor:
     """Style swap (Chen & Schmidt 2016): replace every content patch by the
     style patch with the highest normalised cross-correlation, then average
@@ -277,13 +276,25 @@ def style_swap(
     from a GEMM of the same shape whatever ``chunk_size`` or ``max_bytes``, so
     chunking again never changes a result). ``auto`` is :data:`SWAP_IMPL`
     (measured by ``stylekit bench --perf``). Both are exact: the same argmax
-    rule on the input dtype's scores. ``scores="bf16"`` computes the scores
-    in bfloat16 (a GEMM on AMX / tensor cores, several times faster), then
-    re-ranks the ``rerank`` best candidates of every content patch with exact
-    scores in the input dtype; it is *not* exact (a patch whose best match is
-    not among its bf16 top ``rerank`` gets the best of those instead): its
-    disagreement with the exact argmax on real features is measured by
-    ``stylekit bench --perf``, and it is opt-in.
+    rule on the input dtype's scores.
+
+    ``scores``: ``exact`` computes every score in the input dtype as above.
+    ``bf16`` screens in bfloat16 and decides in float64, and is exact too: the
+    scores of all style patches come from bf16 GEMMs (AMX / tensor-core speed,
+    several times the fp32 GEMM's), each with a rigorous bound on its error
+    (the rounding of both operands to bf16, measured, plus fp32 accumulation
+    and the bf16 output rounding); only the style patches whose bf16 score is
+    within twice that bound of the best can be the true best, and those few
+    (about 2 per content patch on real features) are scored again in float64,
+    where the argmax and the tie rule are applied. The result is the argmax of
+    the true scores (computed in float64), whatever the chunking; content
+    patches whose candidates are too many to re-score one by one (a flat style,
+    where many patches score alike) are scored in float64 against every style
+    patch. ``auto`` (the default) is ``bf16`` on a CPU that runs bf16 natively
+    (AVX512-BF16 / AMX, :func:`stylekit.devices.cpu_has_fast_bf16`), else
+    ``exact`` (on CUDA the bf16 GEMM may reduce in reduced precision, which
+    the bound does not cover) and for an ``impl`` given by name. ``impl``
+    applies to ``exact`` scores only.
     """
     _check_feature_map(content_feat, "content_feat")
     _check_feature_map(style_feat, "style_feat")
@@ -320,14 +331,14 @@ def style_swap(
 
     if impl not in ("auto", "conv", "gemm"):
         raise StylekitError(f"impl must be auto, conv or gemm, got {impl!r}")
-    if scores not in ("exact", "bf16"):
-        raise StylekitError(f"scores must be exact or bf16, got {scores!r}")
-    _check_int(rerank, "rerank", 1)
+    if scores not in ("auto", "exact", "bf16"):
+        raise StylekitError(f"scores must be auto, exact or bf16, got {scores!r}")
+    if scores == "auto":  # an impl asked for by name computes exact scores its own way
+        scores = "bf16" if impl == "auto" and content_feat.device.type == "cpu" and _cpu_has_fast_bf16() else "exact"
     if impl == "auto":
         impl = SWAP_IMPL
     if scores == "bf16":
-        index, (ho, wo) = _style_swap_argmax_gemm(content_feat, style_feat, p, s, chunk_size, eps, max_bytes,
-                                                  low_precision=torch.bfloat16, rerank=rerank)
+        index, (ho, wo) = _style_swap_argmax_screened(content_feat, style_feat, p, s, chunk_size, eps, max_bytes)
     elif impl == "gemm":
         index, (ho, wo) = _style_swap_argmax_gemm(content_feat, style_feat, p, s, chunk_size, eps, max_bytes)
     else:
@@ -374,15 +385,13 @@ def _style_patches(style, j, p, s, gw):
 
 
 @torch.no_grad()
-def _style_swap_argmax_gemm(content, style, p, s, chunk_size, eps, max_bytes, low_precision=None, rerank=8):
+def _style_swap_argmax_gemm(content, style, p, s, chunk_size, eps, max_bytes):
     """:func:`_style_swap_argmax` by GEMMs: (content patches of a few grid rows)
     x (SWAP_BLOCK style patches), the running maximum kept per content patch.
 
     Memory: ``chunk_size`` style patches are held unfolded at a time (default:
     as many as fit in ``max_bytes`` next to one content block); scores exist
-    for one (content block x SWAP_BLOCK) at a time. ``low_precision``: compute
-    the scores in that dtype, keep each content patch's ``rerank`` best, and
-    pick among those by exact scores.
+    for one (content block x SWAP_BLOCK) at a time.
     """
     n, c = content.shape[:2]
     content, style, (ho, wo), (gh, gw), inv_norms = _swap_setup(content, style, p, s, eps)
@@ -393,70 +402,252 @@ def _style_swap_argmax_gemm(content, style, p, s, chunk_size, eps, max_bytes, lo
     if chunk_size is None:
         chunk_size = max(1, (max_bytes - block_bytes) // (item * dim))
     chunk = -(-min(chunk_size, count) // SWAP_BLOCK) * SWAP_BLOCK  # whole GEMM blocks
-    exact = low_precision is None
-    keep = 1 if exact else min(rerank, count)
 
-    best = content.new_full((n, ho * wo, keep), -math.inf)
-    best_index = torch.zeros((n, ho * wo, keep), dtype=torch.long, device=content.device)
+    best = content.new_full((n, ho * wo), -math.inf)
+    best_index = torch.zeros((n, ho * wo), dtype=torch.long, device=content.device)
     for start in range(0, count, chunk):
         stop = min(start + chunk, count)
-        j = torch.arange(start, stop, device=content.device)
-        patches = _style_patches(style, j, p, s, gw)  # (k, dim)
-        if stop - start < chunk or (stop - start) % SWAP_BLOCK:  # zero rows up to whole blocks
-            patches = torch.cat([patches, patches.new_zeros(-(-(stop - start) // SWAP_BLOCK) * SWAP_BLOCK
-                                                            - (stop - start), dim)])
-        if not exact:
-            patches = patches.to(low_precision)
+        patches = _padded_patches(style, start, stop, p, s, gw)
         weights = patches.t()  # (dim, k): a transposed view; the GEMM reads it in place
         scale = inv_norms[start:stop]
         for i in range(n):
             for y0 in range(0, ho, rows_per_block):
                 y1 = min(ho, y0 + rows_per_block)
-                slab = content[i : i + 1, :, y0 * s : (y1 - 1) * s + p]
-                cols = F.unfold(slab, p, stride=s)[0].t()  # (rows * wo, dim)
-                if not exact:
-                    cols = cols.to(low_precision)
+                cols = _content_patches(content, i, y0, y1, p, s)
                 where = slice(y0 * wo, y1 * wo)
                 for b in range(0, stop - start, SWAP_BLOCK):
                     valid = min(SWAP_BLOCK, stop - start - b)
-                    sc = (cols @ weights[:, b : b + SWAP_BLOCK])[:, :valid].to(best.dtype)
+                    sc = (cols @ weights[:, b : b + SWAP_BLOCK])[:, :valid]
                     sc.mul_(scale[b : b + valid])
-                    if exact:
-                        value, arg = sc.max(dim=1)  # the first maximum within the block
-                        cur, cur_index = best[i, where, 0], best_index[i, where, 0]
-                        better = value > cur  # strictly: equal scores keep the lower index
-                        best[i, where, 0] = torch.where(better, value, cur)
-                        best_index[i, where, 0] = torch.where(better, arg + (start + b), cur_index)
-                    else:
-                        k = min(keep, valid)
-                        value, arg = sc.topk(k, dim=1)
-                        merged = torch.cat([best[i, where], value], 1)
-                        merged_index = torch.cat([best_index[i, where], arg + (start + b)], 1)
-                        top, pos = merged.topk(keep, dim=1)
-                        best[i, where] = top
-                        best_index[i, where] = merged_index.gather(1, pos)
-    if exact:
-        return best_index[..., 0].view(n, ho, wo), (ho, wo)
-    return _rerank(content, style, best_index, p, s, gw, inv_norms, (ho, wo)), (ho, wo)
+                    value, arg = sc.max(dim=1)  # the first maximum within the block
+                    cur, cur_index = best[i, where], best_index[i, where]
+                    better = value > cur  # strictly: equal scores keep the lower index
+                    best[i, where] = torch.where(better, value, cur)
+                    best_index[i, where] = torch.where(better, arg + (start + b), cur_index)
+    return best_index.view(n, ho, wo), (ho, wo)
 
 
-def _rerank(content, style, candidates, p, s, gw, inv_norms, grid_hw):
-    """The best of each content patch's candidate style patches by exact scores
-    (``<c, s_j> / ||s_j||`` in the input dtype; ties to the lowest index)."""
+def _padded_patches(style, start, stop, p, s, gw):
+    """Style patches ``start:stop`` as (k, dim) rows, zero rows added up to whole SWAP_BLOCKs."""
+    patches = _style_patches(style, torch.arange(start, stop, device=style.device), p, s, gw)
+    short = -(-(stop - start) // SWAP_BLOCK) * SWAP_BLOCK - (stop - start)
+    return torch.cat([patches, patches.new_zeros(short, patches.shape[1])]) if short else patches
+
+
+def _content_patches(content, i, y0, y1, p, s):
+    """(rows * wo, dim): the content patches of patch-grid rows ``y0:y1`` of image ``i``."""
+    slab = content[i : i + 1, :, y0 * s : (y1 - 1) * s + p]
+    return F.unfold(slab, p, stride=s)[0].t()
+
+
+#: Unit roundoff of bfloat16 (8 significant bits) and of float32.
+_BF16_U, _FP32_U = 2.0**-8, 2.0**-24
+#: Content patches whose candidates (after screening) exceed this many are
+#: scored in float64 against every style patch instead of one by one.
+SCREEN_MAX_CANDIDATES = 128
+
+
+def _cpu_has_fast_bf16() -> bool:
+    from .devices import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
+
+
+@torch.no_grad()
+def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes):
+    """The exact argmax (scores in float64) found by bf16 screening: see
+    :func:`style_swap`, ``scores="bf16"``.
+
+    For a content patch ``c`` and a style patch scaled to ``t_j = s_j / max(||s_j||, eps)``
+    (``||t_j|| <= 1``), the GEMM computes ``bf16(acc_j)``, ``acc_j`` the fp32
+    accumulation of ``c' . t'_j`` (``c = c' + dc``, ``t_j = t'_j + dt_j``: the
+    bf16 roundings, ``||dc||`` measured per patch, ``||dt_j|| <= D`` measured
+    over the style, or ``u = 2**-8`` when its patches are not held at once).
+    Then ``|acc_j - c . t_j| <= E0 = ||dc|| (1 + D) + ||c'|| D + ||dc|| D +
+    g_d ||c'|| (1 + D)`` (``g_d = d u32 / (1 - d u32)`` for the fp32
+    accumulation; enlarged by 1 %) for every ``j``, and ``|bf16(x) - x| <= u |x|``.
+    With ``M`` the best bf16 score, the true best ``j*`` has ``acc_j* >= A =
+    M - u |M| / (1 - u) - 2 E0``, so its bf16 score is at least ``A - u |A|``:
+    every style patch above that line is a candidate. A single candidate is
+    the answer; several are scored again in float64.
+    """
     n, c = content.shape[:2]
-    ho, wo = grid_hw
-    keep = candidates.shape[-1]
-    out = torch.empty((n, ho * wo), dtype=torch.long, device=content.device)
-    step = max(1, 2**26 // max(1, keep * c * p * p * content.element_size()))  # content patches per pass (~64 MiB)
+    content, style, (ho, wo), (gh, gw), _ = _swap_setup(content, style, p, s, eps)
+    count, dim = gh * gw, c * p * p
+    work = torch.float64 if content.dtype == torch.float64 else torch.float32  # bf16 rounding errors are exact here
+    # patches are flattened (p, p, C) from channel-contiguous (H, W, C) maps: whole pixels copied at a time
+    content_hwc, style_hwc = content.permute(0, 2, 3, 1).contiguous(), style.permute(1, 2, 0).contiguous()
+    inv64 = 1.0 / _box_sum((style_hwc.double() ** 2).sum(-1), p, s).flatten().sqrt().clamp_min(eps)
+
+    rows_per_block = max(1, CONTENT_BLOCK // wo)
+    block_bytes = 2 * dim * rows_per_block * wo + 3 * SCREEN_COLUMNS * rows_per_block * wo
+    if chunk_size is None:
+        chunk_size = max(1, (max_bytes - block_bytes) // (2 * dim))
+    grid_rows = max(1, min(chunk_size, count) // gw)  # style chunks: whole rows of its patch grid
+    chunks = [(y0 * gw, min(gh, y0 + grid_rows) * gw) for y0 in range(0, gh, grid_rows)]
+    cache = {} if len(chunks) == 1 or 2 * dim * count <= max_bytes // 2 else None  # reused by every content block
+
+    def screening_patches(start, stop):
+        if cache is not None and start in cache:
+            return cache[start][0]
+        patches = _patch_rows(style_hwc[start // gw * s : (stop // gw - 1) * s + p].to(work), p, s)
+        patches = patches * inv64[start:stop, None].to(work)  # not in place: the rows may be a view of the style
+        scaled = patches.to(torch.bfloat16)
+        if cache is not None:
+            cache[start] = scaled, float((patches - scaled.to(work)).norm(dim=1).max())
+        return scaled
+
+    u, g = _BF16_U, dim * _FP32_U / (1 - dim * _FP32_U)
+    if cache is not None:
+        for start, stop in chunks:
+            screening_patches(start, stop)
+        # measured, plus the float32 scaling's own error against the float64 t_j
+        dt = min(u, max(err for _, err in cache.values()) + 4 * _FP32_U)
+    else:
+        dt = u
+    index = torch.zeros((n, ho * wo), dtype=torch.long, device=content.device)
     for i in range(n):
-        cols = F.unfold(content[i : i + 1], p, stride=s)[0].t()  # (ho*wo, dim)
-        for a in range(0, ho * wo, step):
-            b = min(ho * wo, a + step)
-            cand, _ = candidates[i, a:b].sort(dim=1)  # ascending index: max() then keeps the lowest
-            patches = _style_patches(style, cand.flatten(), p, s, gw).view(b - a, keep, -1)
-            score = torch.einsum("ld,lkd->lk", cols[a:b], patches) * inv_norms[cand]
-            out[i, a:b] = cand.gather(1, score.argmax(dim=1, keepdim=True))[:, 0]
-    return out.view(n, ho, wo)
+        image = content_hwc[i].to(work)
+        image_bf16 = image.to(torch.bfloat16)
+        norm_c = _box_sum((image_bf16.double() ** 2).sum(-1), p, s).sqrt().flatten()
+        norm_dc = _box_sum(((image - image_bf16.to(work)).double() ** 2).sum(-1), p, s).sqrt().flatten()
+        bound_all = 1.01 * (norm_dc * (1 + dt) + norm_c * dt + norm_dc * dt + g * norm_c * (1 + dt)) + 1e-30
+        zero_all = (norm_c == 0) & (norm_dc == 0)  # all-zero patches score exactly 0 against every style patch
+        for y0 in range(0, ho, rows_per_block):
+            y1 = min(ho, y0 + rows_per_block)
+            where = slice(y0 * wo, y1 * wo)
+            cols_bf16 = _patch_rows(image_bf16[y0 * s : (y1 - 1) * s + p], p, s)  # (L, dim)
+            found = _screen_block(cols_bf16, bound_all[where], chunks, screening_patches)
+            index[i, where] = _decide_block(found, zero_all[where], content_hwc[i], style_hwc, inv64,
+                                            (y0, wo), p, s, gw, count)
+    return index.view(n, ho, wo), (ho, wo)
+
+
+#: Columns (style patches) of one screening GEMM: bounds the bf16 scores held at once.
+SCREEN_COLUMNS = 2048
+
+
+def _box_sum(values: torch.Tensor, p: int, s: int) -> torch.Tensor:
+    """(Ho, Wo): sums of an (H, W) map over the p x p patches of the grid."""
+    return F.conv2d(values[None, None], values.new_ones(1, 1, p, p), stride=s)[0, 0]
+
+
+def _patch_rows(hwc: torch.Tensor, p: int, s: int) -> torch.Tensor:
+    """(rows * cols, p * p * C): every p x p patch (stride s) of an (H, W, C)
+    map, row-major over the patch grid, each flattened (p, p, C)."""
+    h, w, c = hwc.shape
+    grid = ((h - p) // s + 1, (w - p) // s + 1)
+    hwc = hwc.contiguous()
+    view = hwc.as_strided((*grid, p, p, c), (s * w * c, s * c, w * c, c, 1))
+    return view.reshape(grid[0] * grid[1], p * p * c)
+
+
+def _screen_block(cols_bf16, bound, chunks, screening_patches):
+    """Screening of one block of content patches: the (row, style patch) pairs
+    whose bf16 score is within ``2 * bound`` of the row's best, and the rows
+    with more such pairs than :data:`SCREEN_MAX_CANDIDATES`."""
+    rows = cols_bf16.shape[0]
+    device = cols_bf16.device
+    best = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
+    counts = torch.zeros(rows, dtype=torch.long, device=device)
+    kept_rows, kept_cols, kept_scores = [], [], []
+    for start, stop in chunks:
+        scaled = screening_patches(start, stop)
+        for b in range(0, stop - start, SCREEN_COLUMNS):
+            sc = cols_bf16 @ scaled[b : b + SCREEN_COLUMNS].t()  # (rows, k) bf16
+            best = torch.maximum(best, sc.max(dim=1).values.double())
+            hit = sc >= _round_down_bf16(_screen_line(best, bound))[:, None]
+            r, j = hit.nonzero(as_tuple=True)
+            counts += torch.bincount(r, minlength=rows)
+            kept_rows.append(r)
+            kept_cols.append(j + (start + b))
+            kept_scores.append(sc[r, j])
+            if len(kept_rows) > 1 and sum(len(k) for k in kept_rows) > 4 * SCREEN_MAX_CANDIDATES * rows:
+                kept_rows, kept_cols, kept_scores = _drop(kept_rows, kept_cols, kept_scores, counts)
+    overflow = counts > SCREEN_MAX_CANDIDATES
+    r, j, score = torch.cat(kept_rows), torch.cat(kept_cols), torch.cat(kept_scores).double()
+    final = (score >= _screen_line(best, bound)[r]) & ~overflow[r]  # against the final best: fewer pairs
+    return r[final], j[final], overflow
+
+
+def _screen_line(best: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    """The lowest bf16 score the true best can have, for rows whose best bf16
+    score is ``best`` and whose error bound is ``bound`` (float64; increasing in ``best``)."""
+    u = _BF16_U * 1.01
+    a = best - u * best.abs() / (1 - u) - 2 * bound
+    return a - u * a.abs()
+
+
+def _drop(kept_rows, kept_cols, kept_scores, counts):
+    """Forget the pairs of rows that already have too many (bounded memory on flat styles)."""
+    r, j, sc = torch.cat(kept_rows), torch.cat(kept_cols), torch.cat(kept_scores)
+    keep = counts[r] <= SCREEN_MAX_CANDIDATES
+    return [r[keep]], [j[keep]], [sc[keep]]
+
+
+def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, count):
+    """The float64 argmax of one block of content patches from its screened
+    candidate pairs; overflowing rows against every style patch."""
+    r, j, overflow = found
+    rows = zero.shape[0]
+    device = zero.device
+    y0, wo = origin
+    out = torch.zeros(rows, dtype=torch.long, device=device)
+    alone = torch.bincount(r, minlength=rows)[r] == 1  # a single candidate is the best: nothing to compare
+    out[r[alone]] = j[alone]
+    r, j = r[~alone], j[~alone]
+    if r.numel():
+        exact = torch.empty(r.numel(), dtype=torch.float64, device=device)
+        step = 4096
+        for a in range(0, r.numel(), step):
+            rr, jj = r[a : a + step], j[a : a + step]
+            c = _hwc_patches(content_hwc, (y0 + rr // wo) * s, rr % wo * s, p)
+            t = _hwc_patches(style_hwc, jj // gw * s, jj % gw * s, p)
+            exact[a : a + step] = (c.double() * t.double()).sum(1) * inv64[jj]
+        best = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
+        best.scatter_reduce_(0, r, exact, "amax")
+        winner = exact == best[r]  # ties: the lowest index among the best
+        out.scatter_reduce_(0, r[winner], j[winner], "amin", include_self=False)
+    heavy = (overflow & ~zero).nonzero(as_tuple=True)[0]
+    if heavy.numel():  # too many candidates: every style patch in float64
+        c = _hwc_patches(content_hwc, (y0 + heavy // wo) * s, heavy % wo * s, p).double()
+        out[heavy] = _argmax64(c, style_hwc, inv64, count, p, s, gw)
+    out[zero] = 0
+    return out
+
+
+def _hwc_patches(hwc, top, left, p):
+    """(k, p * p * C) rows: the p x p patches at (top, left) of an (H, W, C) map."""
+    offsets = torch.arange(p, device=hwc.device)
+    return hwc[(top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]].flatten(1)
+
+
+def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):
+    """The first maximum of float64 scores of (p, p, C)-flattened content
+    patches against every style patch, by GEMMs of SWAP_BLOCK style patches
+    (of one shape, as in the exact GEMM path, so equal patches get equal
+    scores wherever they sit)."""
+    best = torch.full((cols64.shape[0],), -math.inf, dtype=torch.float64, device=cols64.device)
+    best_index = torch.zeros(cols64.shape[0], dtype=torch.long, device=cols64.device)
+    for start in range(0, count, SWAP_BLOCK):
+        j = torch.arange(start, min(start + SWAP_BLOCK, count), device=cols64.device)
+        t = _hwc_patches(style_hwc, j // gw * s, j % gw * s, p).double()
+        if len(j) < SWAP_BLOCK:
+            t = torch.cat([t, t.new_zeros(SWAP_BLOCK - len(j), t.shape[1])])
+        sc = (cols64 @ t.t())[:, : len(j)] * inv64[j]
+        value, arg = sc.max(dim=1)
+        better = value > best
+        best = torch.where(better, value, best)
+        best_index = torch.where(better, arg + start, best_index)
+    return best_index
+
+
+def _round_down_bf16(x: torch.Tensor) -> torch.Tensor:
+    """The largest bfloat16 values not above the float64 ``x`` (so that a bf16
+    comparison with them keeps everything the float64 one keeps)."""
+    down = x.to(torch.bfloat16)
+    over = down.double() > x
+    return torch.where(over, torch.nextafter(down, torch.full_like(down, -math.inf)), down)
 
 
 @torch.no_grad()

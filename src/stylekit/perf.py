@@ -30,10 +30,10 @@ Sections (``sections=``; all by default), each a function of this module:
   virtualenv in a subprocess, against stylekit AdaIN, both PIL image in and
   S x S PIL image out.
 * ``swap`` (:func:`swap_section`): style swap at S x S content and style:
-  the swap itself (exact GEMM and conv implementations, chunk sizes, bf16
-  scores with and without exact re-ranking, and how often bf16 picks another
-  patch than the exact argmax on these real relu3_1 features) against the
-  whole style-swap job with the inverse network.
+  the swap itself (the default bf16 screening with its float64 decision,
+  the fp32 GEMM and conv implementations, chunk sizes, and how often each
+  picks another patch than the argmax of float64 scores on these real
+  relu3_1 features) against the whole style-swap job with the inverse network.
 * ``memory`` (:func:`memory_section`): peak resident memory of each method at
   several sizes, each run in a fresh subprocess, minus the idle process (torch
   imported, models loaded).
@@ -664,15 +664,17 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
         ho, wo = cf.shape[-2] - p + 1, cf.shape[-1] - p + 1
         count = ((hs - p) // s + 1) * ((ws - p) // s + 1)
         out["score_flops"] = 2 * ho * wo * count * cf.shape[1] * p * p
-        variants = [
-            ("gemm (default)", "exact", lambda: SF._style_swap_argmax_gemm(cf, sf, p, s, None, eps, budget)),
-            ("conv", "exact", lambda: SF._style_swap_argmax(cf, sf, p, s, None, eps, budget)),
+        screened = "bf16 screening + float64 decision"
+        if SF._cpu_has_fast_bf16():
+            screened += " (default)"
+        variants = [  # the first is the reference of the agreement column: the argmax of float64 scores
+            ("gemm, float64 scores (reference)", "exact", lambda: SF._style_swap_argmax_gemm(
+                cf.double(), sf.double(), p, s, None, eps, budget)),
+            (screened, "bf16", lambda: SF._style_swap_argmax_screened(cf, sf, p, s, None, eps, budget)),
+            ("gemm, fp32 scores", "exact", lambda: SF._style_swap_argmax_gemm(cf, sf, p, s, None, eps, budget)),
+            ("conv, fp32 scores", "exact", lambda: SF._style_swap_argmax(cf, sf, p, s, None, eps, budget)),
             ("gemm, chunk 1024", "exact", lambda: SF._style_swap_argmax_gemm(cf, sf, p, s, 1024, eps, budget)),
             ("conv, chunk 1024", "exact", lambda: SF._style_swap_argmax(cf, sf, p, s, 1024, eps, budget)),
-            ("bf16 scores, no re-rank", "bf16", lambda: SF._style_swap_argmax_gemm(
-                cf, sf, p, s, None, eps, budget, low_precision=torch.bfloat16, rerank=1)),
-            ("bf16 scores, exact re-rank of the best 8", "bf16", lambda: SF._style_swap_argmax_gemm(
-                cf, sf, p, s, None, eps, budget, low_precision=torch.bfloat16, rerank=8)),
         ]
         reference = None
         for name, kind, fn in variants:
@@ -691,7 +693,9 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
                 f"{row['agreement']['disagree_fraction']:.3%} of patches differ from the exact argmax")
         assemble = timed_runs(lambda: SF._style_swap_assemble(sf, reference, p, s, (ho, wo), cf.shape[-2:]), repeats, 0)
         out["assemble"] = assemble
-        out["swap_s"] = out["variants"][0]["best"] + assemble["best"]
+        default = next(v for v in out["variants"] if v["variant"].endswith("(default)") or v["variant"] == "gemm, fp32 scores")
+        out["default_variant"] = default["variant"]
+        out["swap_s"] = default["best"] + assemble["best"]
         # the whole job with the inverse network (the AdaIN decoder stands in when none is given: same architecture)
         inverse_file = inverse_weights if inverse_weights is not None else (adain_weights or resolve(DEFAULT_DECODER))
         model = StyleSwapStylizer(encoder, load_decoder(inverse_file), "cpu")
@@ -1074,7 +1078,7 @@ def format_perf(result: dict) -> str:
         for r in sw["variants"]:
             a = r["agreement"]
             extra = (f", worst chosen patch {a['max_relative_score_deficit']:.2%} below the best" if a["disagree"] else "")
-            lines.append(f"  {r['variant']:<42} {_s(r['best'])} s ({r['gflops_per_s']:.0f} GFLOP/s), "
+            lines.append(f"  {r['variant']:<48} {_s(r['best'])} s ({r['gflops_per_s']:.0f} GFLOP/s), "
                          f"{a['disagree_fraction']:.3%} of patches differ{extra}")
         lines.append(f"  swap (default argmax + assembly) {_s(sw['swap_s'])} s of the job's "
                      f"{_s(sw['job_without_style_encoding']['best'])} s = {sw['swap_fraction']:.0%} (paper: ~95%); with style "
