@@ -385,6 +385,7 @@ def test_auto_scores_pick_the_screening_where_bf16_is_native(monkeypatch):
     original = SF._style_swap_argmax_screened
     monkeypatch.setattr(SF, "_style_swap_argmax_screened", lambda *a: calls.append(1) or original(*a))
     content, style = rand(1, 4, 7, 9, seed=1, dtype=torch.float32), rand(1, 4, 6, 5, seed=2, dtype=torch.float32)
+    monkeypatch.setattr(SF, "SCREEN_MIN_PAIRS", 1)
     for native in (True, False):
         monkeypatch.setattr(SF, "_cpu_has_fast_bf16", lambda: native)
         calls.clear()
@@ -393,6 +394,9 @@ def test_auto_scores_pick_the_screening_where_bf16_is_native(monkeypatch):
         calls.clear()
         style_swap(content, style, 3, 1, impl="gemm")  # an implementation by name: its exact scores
         assert not calls
+    monkeypatch.setattr(SF, "SCREEN_MIN_PAIRS", 10**9)  # small problems: the exact GEMM
+    style_swap(content, style, 3, 1)
+    assert not calls
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(impl="fft"), "impl must be"), (dict(scores="fp8"), "scores must be auto, exact or bf16")])

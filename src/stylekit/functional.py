@@ -291,7 +291,8 @@ def style_swap(
     patches whose candidates are too many to re-score one by one (a flat style,
     where many patches score alike) are scored in float64 against every style
     patch. ``auto`` (the default) is ``bf16`` on a CPU that runs bf16 natively
-    (AVX512-BF16 / AMX, :func:`stylekit.devices.cpu_has_fast_bf16`), else
+    (AVX512-BF16 / AMX, :func:`stylekit.devices.cpu_has_fast_bf16`) for at
+    least :data:`SCREEN_MIN_PAIRS` patch pairs (about 192 px images), else
     ``exact`` (on CUDA the bf16 GEMM may reduce in reduced precision, which
     the bound does not cover) and for an ``impl`` given by name. ``impl``
     applies to ``exact`` scores only.
@@ -334,7 +335,9 @@ def style_swap(
     if scores not in ("auto", "exact", "bf16"):
         raise StylekitError(f"scores must be auto, exact or bf16, got {scores!r}")
     if scores == "auto":  # an impl asked for by name computes exact scores its own way
-        scores = "bf16" if impl == "auto" and content_feat.device.type == "cpu" and _cpu_has_fast_bf16() else "exact"
+        pairs = n * _patch_grid(h, p, s) * _patch_grid(w, p, s) * _patch_grid(hs, p, s) * _patch_grid(ws, p, s)
+        native = content_feat.device.type == "cpu" and _cpu_has_fast_bf16()
+        scores = "bf16" if impl == "auto" and native and pairs >= SCREEN_MIN_PAIRS else "exact"
     if impl == "auto":
         impl = SWAP_IMPL
     if scores == "bf16":
@@ -440,6 +443,11 @@ def _content_patches(content, i, y0, y1, p, s):
     return F.unfold(slab, p, stride=s)[0].t()
 
 
+#: ``scores="auto"`` screens in bf16 from this many (content, style) patch
+#: pairs on: below it the fixed costs of screening outweigh the cheaper GEMM
+#: (measured on real relu3_1 features: equal at 192 px images, 2,116 x 2,116
+#: patches; 1.9x faster at 512 px).
+SCREEN_MIN_PAIRS = 2**22
 #: Unit roundoff of bfloat16 (8 significant bits) and of float32.
 _BF16_U, _FP32_U = 2.0**-8, 2.0**-24
 #: Content patches whose candidates (after screening) exceed this many are
@@ -506,7 +514,9 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
     else:
         dt = u
     index = torch.zeros((n, ho * wo), dtype=torch.long, device=content.device)
+    style64_hwc = style_hwc.double()
     for i in range(n):
+        content64 = content_hwc[i].double()  # the decisions' float64 values, converted once
         image = content_hwc[i].to(work)
         image_bf16 = image.to(torch.bfloat16)
         norm_c = _box_sum((image_bf16.double() ** 2).sum(-1), p, s).sqrt().flatten()
@@ -518,7 +528,7 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
             where = slice(y0 * wo, y1 * wo)
             cols_bf16 = _patch_rows(image_bf16[y0 * s : (y1 - 1) * s + p], p, s)  # (L, dim)
             found = _screen_block(cols_bf16, bound_all[where], chunks, screening_patches)
-            index[i, where] = _decide_block(found, zero_all[where], content_hwc[i], style_hwc, inv64,
+            index[i, where] = _decide_block(found, zero_all[where], content64, style64_hwc, inv64,
                                             (y0, wo), p, s, gw, count)
     return index.view(n, ho, wo), (ho, wo)
 
@@ -587,7 +597,8 @@ def _drop(kept_rows, kept_cols, kept_scores, counts):
 
 def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, count):
     """The float64 argmax of one block of content patches from its screened
-    candidate pairs; overflowing rows against every style patch."""
+    candidate pairs; overflowing rows against every style patch. The maps are
+    (H, W, C) in float64."""
     r, j, overflow = found
     rows = zero.shape[0]
     device = zero.device
@@ -601,28 +612,31 @@ def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, 
         step = 4096
         for a in range(0, r.numel(), step):
             rr, jj = r[a : a + step], j[a : a + step]
-            c = _hwc_patches(content_hwc, (y0 + rr // wo) * s, rr % wo * s, p)
-            t = _hwc_patches(style_hwc, jj // gw * s, jj % gw * s, p)
-            exact[a : a + step] = (c.double() * t.double()).sum(1) * inv64[jj]
+            c = _pixel_patches(content_hwc, (y0 + rr // wo) * s, rr % wo * s, p)
+            t = _pixel_patches(style_hwc, jj // gw * s, jj % gw * s, p)
+            exact[a : a + step] = torch.linalg.vecdot(c, t) * inv64[jj]
         best = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
         best.scatter_reduce_(0, r, exact, "amax")
         winner = exact == best[r]  # ties: the lowest index among the best
         out.scatter_reduce_(0, r[winner], j[winner], "amin", include_self=False)
     heavy = (overflow & ~zero).nonzero(as_tuple=True)[0]
     if heavy.numel():  # too many candidates: every style patch in float64
-        c = _hwc_patches(content_hwc, (y0 + heavy // wo) * s, heavy % wo * s, p).double()
+        c = _pixel_patches(content_hwc, (y0 + heavy // wo) * s, heavy % wo * s, p)
         out[heavy] = _argmax64(c, style_hwc, inv64, count, p, s, gw)
     out[zero] = 0
     return out
 
 
-def _hwc_patches(hwc, top, left, p):
-    """(k, p * p * C) rows: the p x p patches at (top, left) of an (H, W, C) map."""
-    offsets = torch.arange(p, device=hwc.device)
-    return hwc[(top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]].flatten(1)
+def _pixel_patches(hwc64, top, left, p):
+    """(k, p * p * C) rows: the p x p patches at (top, left) of an (H, W, C)
+    map, flattened (p, p, C), gathered a whole pixel (C values) at a time."""
+    h, w, c = hwc64.shape
+    offsets = torch.arange(p, device=hwc64.device)
+    flat = ((top[:, None] + offsets) * w)[:, :, None] + (left[:, None] + offsets)[:, None, :]  # (k, p, p)
+    return hwc64.view(h * w, c).index_select(0, flat.flatten()).view(len(top), p * p * c)
 
 
-def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):
+def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):  # style_hwc: float64
     """The first maximum of float64 scores of (p, p, C)-flattened content
     patches against every style patch, by GEMMs of SWAP_BLOCK style patches
     (of one shape, as in the exact GEMM path, so equal patches get equal
@@ -631,7 +645,7 @@ def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):
     best_index = torch.zeros(cols64.shape[0], dtype=torch.long, device=cols64.device)
     for start in range(0, count, SWAP_BLOCK):
         j = torch.arange(start, min(start + SWAP_BLOCK, count), device=cols64.device)
-        t = _hwc_patches(style_hwc, j // gw * s, j % gw * s, p).double()
+        t = _pixel_patches(style_hwc, j // gw * s, j % gw * s, p)
         if len(j) < SWAP_BLOCK:
             t = torch.cat([t, t.new_zeros(SWAP_BLOCK - len(j), t.shape[1])])
         sc = (cols64 @ t.t())[:, : len(j)] * inv64[j]

@@ -650,7 +650,7 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
     from . import functional as SF
     from .adain.model import DEFAULT_DECODER
     from .decoder import load_decoder
-    from .style_swap.model import StyleSwapStylizer
+    from .style_swap.model import INVERSE_WEIGHTS, StyleSwapStylizer
     from .weights import load_encoder, resolve
 
     p, s, eps, budget = 3, 1, 1e-8, 512 * 2**20
@@ -696,11 +696,20 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
         default = next(v for v in out["variants"] if v["variant"].endswith("(default)") or v["variant"] == "gemm, fp32 scores")
         out["default_variant"] = default["variant"]
         out["swap_s"] = default["best"] + assemble["best"]
-        # the whole job with the inverse network (the AdaIN decoder stands in when none is given: same architecture)
-        inverse_file = inverse_weights if inverse_weights is not None else (adain_weights or resolve(DEFAULT_DECODER))
+        # the whole job with the inverse network: the given one, else the shipped one, else the AdaIN decoder
+        # as a stand-in (the same architecture and cost)
+        if inverse_weights is not None:
+            inverse_file, label = inverse_weights, str(inverse_weights)
+        else:
+            try:
+                inverse_file = resolve(INVERSE_WEIGHTS)
+                label = f"the shipped one ({inverse_file})"
+            except StylekitError:
+                inverse_file = adain_weights or resolve(DEFAULT_DECODER)
+                label = f"stand-in: the AdaIN decoder ({inverse_file})"
         model = StyleSwapStylizer(encoder, load_decoder(inverse_file), "cpu")
         prepared = model.prepare_style(style)
-        out["inverse_network"] = str(inverse_weights) if inverse_weights else f"stand-in: the AdaIN decoder ({inverse_file})"
+        out["inverse_network"] = label
         out["job_without_style_encoding"] = timed_runs(
             lambda: model.transfer_prepared(content, [prepared], [1.0], None, 1.0), repeats, 0)
         out["job_with_style_encoding"] = timed_runs(lambda: model.transfer(content, [style], [1.0], None, 1.0), repeats, 0)
