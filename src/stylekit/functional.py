@@ -514,9 +514,7 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
     else:
         dt = u
     index = torch.zeros((n, ho * wo), dtype=torch.long, device=content.device)
-    style64_hwc = style_hwc.double()
     for i in range(n):
-        content64 = content_hwc[i].double()  # the decisions' float64 values, converted once
         image = content_hwc[i].to(work)
         image_bf16 = image.to(torch.bfloat16)
         norm_c = _box_sum((image_bf16.double() ** 2).sum(-1), p, s).sqrt().flatten()
@@ -528,7 +526,7 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
             where = slice(y0 * wo, y1 * wo)
             cols_bf16 = _patch_rows(image_bf16[y0 * s : (y1 - 1) * s + p], p, s)  # (L, dim)
             found = _screen_block(cols_bf16, bound_all[where], chunks, screening_patches)
-            index[i, where] = _decide_block(found, zero_all[where], content64, style64_hwc, inv64,
+            index[i, where] = _decide_block(found, zero_all[where], content_hwc[i], style_hwc, inv64,
                                             (y0, wo), p, s, gw, count)
     return index.view(n, ho, wo), (ho, wo)
 
@@ -598,7 +596,7 @@ def _drop(kept_rows, kept_cols, kept_scores, counts):
 def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, count):
     """The float64 argmax of one block of content patches from its screened
     candidate pairs; overflowing rows against every style patch. The maps are
-    (H, W, C) in float64."""
+    (H, W, C)."""
     r, j, overflow = found
     rows = zero.shape[0]
     device = zero.device
@@ -627,16 +625,17 @@ def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, 
     return out
 
 
-def _pixel_patches(hwc64, top, left, p):
-    """(k, p * p * C) rows: the p x p patches at (top, left) of an (H, W, C)
-    map, flattened (p, p, C), gathered a whole pixel (C values) at a time."""
-    h, w, c = hwc64.shape
-    offsets = torch.arange(p, device=hwc64.device)
+def _pixel_patches(hwc, top, left, p):
+    """(k, p * p * C) float64 rows: the p x p patches at (top, left) of an
+    (H, W, C) map, flattened (p, p, C), gathered a whole pixel (C values) at a
+    time (and converted after the gather: the maps stay in their dtype)."""
+    h, w, c = hwc.shape
+    offsets = torch.arange(p, device=hwc.device)
     flat = ((top[:, None] + offsets) * w)[:, :, None] + (left[:, None] + offsets)[:, None, :]  # (k, p, p)
-    return hwc64.view(h * w, c).index_select(0, flat.flatten()).view(len(top), p * p * c)
+    return hwc.view(h * w, c).index_select(0, flat.flatten()).view(len(top), p * p * c).double()
 
 
-def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):  # style_hwc: float64
+def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):
     """The first maximum of float64 scores of (p, p, C)-flattened content
     patches against every style patch, by GEMMs of SWAP_BLOCK style patches
     (of one shape, as in the exact GEMM path, so equal patches get equal
