@@ -612,7 +612,7 @@ def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, 
             rr, jj = r[a : a + step], j[a : a + step]
             c = _pixel_patches(content_hwc, (y0 + rr // wo) * s, rr % wo * s, p)
             t = _pixel_patches(style_hwc, jj // gw * s, jj % gw * s, p)
-            exact[a : a + step] = torch.linalg.vecdot(c, t) * inv64[jj]
+            exact[a : a + step] = torch.bmm(c[:, None], t[:, :, None]).flatten() * inv64[jj]  # a batch of dots
         best = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
         best.scatter_reduce_(0, r, exact, "amax")
         winner = exact == best[r]  # ties: the lowest index among the best
