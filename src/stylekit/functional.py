@@ -525,7 +525,7 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
             y1 = min(ho, y0 + rows_per_block)
             where = slice(y0 * wo, y1 * wo)
             cols_bf16 = _patch_rows(image_bf16[y0 * s : (y1 - 1) * s + p], p, s)  # (L, dim)
-            found = _screen_block(cols_bf16, bound_all[where], chunks, screening_patches)
+            found = _screen_block(cols_bf16, bound_all[where], zero_all[where], chunks, screening_patches)
             index[i, where] = _decide_block(found, zero_all[where], content_hwc[i], style_hwc, inv64,
                                             (y0, wo), p, s, gw, count)
     return index.view(n, ho, wo), (ho, wo)
@@ -550,29 +550,35 @@ def _patch_rows(hwc: torch.Tensor, p: int, s: int) -> torch.Tensor:
     return view.reshape(grid[0] * grid[1], p * p * c)
 
 
-def _screen_block(cols_bf16, bound, chunks, screening_patches):
+def _screen_block(cols_bf16, bound, zero, chunks, screening_patches):
     """Screening of one block of content patches: the (row, style patch) pairs
-    whose bf16 score is within ``2 * bound`` of the row's best, and the rows
-    with more such pairs than :data:`SCREEN_MAX_CANDIDATES`."""
+    whose bf16 score is at least the row's :func:`_screen_line`, and the rows
+    with more such pairs than :data:`SCREEN_MAX_CANDIDATES` (whose pairs are
+    dropped: at most that many pairs per row are held, plus one GEMM's worth
+    while it is sorted out). All-zero rows (``zero``) take no candidates."""
     rows = cols_bf16.shape[0]
     device = cols_bf16.device
     best = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
     counts = torch.zeros(rows, dtype=torch.long, device=device)
+    overflow = torch.zeros(rows, dtype=torch.bool, device=device)
+    never = torch.where(zero, math.inf, 0.0).to(torch.bfloat16)
     kept_rows, kept_cols, kept_scores = [], [], []
     for start, stop in chunks:
         scaled = screening_patches(start, stop)
         for b in range(0, stop - start, SCREEN_COLUMNS):
             sc = cols_bf16 @ scaled[b : b + SCREEN_COLUMNS].t()  # (rows, k) bf16
             best = torch.maximum(best, sc.max(dim=1).values.double())
-            hit = sc >= _round_down_bf16(_screen_line(best, bound))[:, None]
+            hit = sc >= torch.maximum(_round_down_bf16(_screen_line(best, bound)), never)[:, None]
             r, j = hit.nonzero(as_tuple=True)
             counts += torch.bincount(r, minlength=rows)
+            over = counts > SCREEN_MAX_CANDIDATES
+            if bool(over.any()):  # rare on real features: a flat style, or patches scoring alike
+                overflow |= over
+                keep = ~overflow[r]
+                r, j = r[keep], j[keep]
             kept_rows.append(r)
             kept_cols.append(j + (start + b))
             kept_scores.append(sc[r, j])
-            if len(kept_rows) > 1 and sum(len(k) for k in kept_rows) > 4 * SCREEN_MAX_CANDIDATES * rows:
-                kept_rows, kept_cols, kept_scores = _drop(kept_rows, kept_cols, kept_scores, counts)
-    overflow = counts > SCREEN_MAX_CANDIDATES
     r, j, score = torch.cat(kept_rows), torch.cat(kept_cols), torch.cat(kept_scores).double()
     final = (score >= _screen_line(best, bound)[r]) & ~overflow[r]  # against the final best: fewer pairs
     return r[final], j[final], overflow
@@ -584,13 +590,6 @@ def _screen_line(best: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
     u = _BF16_U * 1.01
     a = best - u * best.abs() / (1 - u) - 2 * bound
     return a - u * a.abs()
-
-
-def _drop(kept_rows, kept_cols, kept_scores, counts):
-    """Forget the pairs of rows that already have too many (bounded memory on flat styles)."""
-    r, j, sc = torch.cat(kept_rows), torch.cat(kept_cols), torch.cat(kept_scores)
-    keep = counts[r] <= SCREEN_MAX_CANDIDATES
-    return [r[keep]], [j[keep]], [sc[keep]]
 
 
 def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, count):
