@@ -221,6 +221,27 @@ def test_default_path_keeps_quality_against_fp32(real_models):
     assert q["max_abs_255"] < 16
 
 
+@needs_vgg
+def test_style_swap_inverse_network_precision_keeps_quality(encoder):
+    """Style swap's defaults: float32 features for the exact swap, the shipped
+    inverse network in bf16 where native - within the same quality rule."""
+    from stylekit.decoder import load_decoder
+    from stylekit.evaluate import score
+    from stylekit.style_swap.model import INVERSE_WEIGHTS, StyleSwapStylizer
+    from stylekit.weights import resolve
+
+    inverse = load_decoder(resolve(INVERSE_WEIGHTS))
+    content, style = _pair(128)
+    ref = StyleSwapStylizer(encoder, inverse, precision="fp32")
+    fast = StyleSwapStylizer(encoder, inverse)
+    assert ref.networks.settings()["autocast_dtype"] == fast.networks.settings()["autocast_dtype"] == "float32"
+    want, got = ref.transfer(content, [style], [1.0], None, 1.0), fast.transfer(content, [style], [1.0], None, 1.0)
+    q = quality(got, want, lambda img: score(encoder, img[0], content[0], style[0]))
+    assert q["mean_abs_255"] < 1.0 and abs(q["style_change"]) < 0.01, q
+    with pytest.raises(StylekitError, match="precision"):
+        StyleSwapStylizer(encoder, inverse, precision="int4")
+
+
 def test_settings_are_validated(encoder, random_decoder):
     with pytest.raises(StylekitError, match="tile_pixels"):
         AdaINStylizer(encoder, random_decoder, tile_pixels=0)

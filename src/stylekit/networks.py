@@ -79,7 +79,9 @@ class FeedForwardNetworks:
     turns it on for its own process). ``fused``: on the CPU with channels_last
     and inference mode, let the encoder and decoder take their fused inference
     path (:func:`stylekit.ops.use_fast_path`: conv + ReLU fused, weights cast
-    once; the same arithmetic as the modules under autocast)."""
+    once; the same arithmetic as the modules under autocast).
+    ``decoder_precision``: the decoder's own precision, when it differs from
+    the encoder's (None: ``precision`` for both)."""
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class FeedForwardNetworks:
         tile_size: int = TILE_SIZE,
         tune_malloc: bool = False,
         fused: bool = True,
+        decoder_precision: str | None = None,
     ):
         self.device = resolve_device(device)
         if decoder is None and layer is None:
@@ -106,6 +109,7 @@ class FeedForwardNetworks:
         self.decoder = decoder.to(self.device).eval() if decoder is not None else None
         self.precision = precision
         self.dtype = resolve_precision(self.device, precision)
+        self.decoder_dtype = self.dtype if decoder_precision is None else resolve_precision(self.device, decoder_precision)
         self.multiple = 2 ** pools_before(self.layer)
         self.channels_last = bool(channels_last)
         self.inference_mode = bool(inference_mode)
@@ -125,12 +129,15 @@ class FeedForwardNetworks:
 
     def settings(self) -> dict:
         """The speed settings in force (for benchmarks and logs)."""
-        return {
+        settings = {
             "precision": self.precision, "autocast_dtype": str(self.dtype).replace("torch.", ""),
             "channels_last": self.channels_last, "inference_mode": self.inference_mode,
             "tile_pixels": self.tile_pixels, "tile_size": self.tile_size,
             "tune_malloc": self.tune_malloc, "fused": self.fused,
         }
+        if self.decoder_dtype != self.dtype:
+            settings["decoder_autocast_dtype"] = str(self.decoder_dtype).replace("torch.", "")
+        return settings
 
     def _grad_mode(self):
         return torch.inference_mode() if self.inference_mode else torch.no_grad()
@@ -147,7 +154,7 @@ class FeedForwardNetworks:
 
     def _run_decoder(self, features: torch.Tensor) -> torch.Tensor:
         """Features -> float32 (1, 3, H, W) image, unclamped."""
-        with autocast(self.device, self.dtype), fast_inference(self.fused):
+        with autocast(self.device, self.decoder_dtype), fast_inference(self.fused):
             return self.decoder(self._layout(features)).to(torch.float32, memory_format=torch.contiguous_format)
 
     # --- tiling ---

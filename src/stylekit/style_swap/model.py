@@ -77,6 +77,7 @@ class StyleSwapStylizer(Stylizer):
         progress: bool = True,
         tile_pixels: int | None = TILE_PIXELS,
         tile_size: int = TILE_SIZE,
+        precision: str = "auto",
         **optimize_options,
     ):
         """``inverse`` is required unless ``optimize``; ``optimize_options`` are
@@ -84,11 +85,14 @@ class StyleSwapStylizer(Stylizer):
         (content/noise) and ``seed``, for the optimisation mode only.
 
         The encoder and the inverse network run as
-        :class:`stylekit.networks.FeedForwardNetworks` (AdaIN's runner) in
-        float32 - the swap's argmax is exact on the features it gets - with
+        :class:`stylekit.networks.FeedForwardNetworks` (AdaIN's runner) with
         channels_last, the fused CPU path and, above ``tile_pixels`` pixels,
         overlapping tiles whose interiors equal the whole image's (bounded
-        memory for large images)."""
+        memory for large images). The encoder runs in float32, so the swap's
+        exact argmax sees float32 features; ``precision`` is the inverse
+        network's: ``auto`` is bf16 autocast where the hardware runs it
+        natively (as AdaIN's decoder: within the quality rule of
+        docs/performance.md), ``fp32`` the reference."""
         self.device = resolve_device(device)
         unknown = sorted(set(optimize_options) - set(_OPTIMIZE_ONLY))
         if unknown:
@@ -127,7 +131,7 @@ class StyleSwapStylizer(Stylizer):
         # the optimisation's target joins its autograd graph: no inference tensors there
         self.networks = FeedForwardNetworks(
             self.encoder, self.inverse, self.device, "fp32", layer=self.layer, inference_mode=not optimize,
-            tile_pixels=tile_pixels, tile_size=tile_size,
+            tile_pixels=tile_pixels, tile_size=tile_size, decoder_precision=precision,
         )
 
     @classmethod
