@@ -288,7 +288,7 @@ def img(h, w, seed):
 def feed_forward(encoder, random_decoder):
     from stylekit.style_swap.model import StyleSwapStylizer
 
-    return StyleSwapStylizer(encoder, random_decoder, device="cpu")
+    return StyleSwapStylizer(encoder, random_decoder, device="cpu", precision="fp32")  # the float32 reference
 
 
 @needs_vgg
@@ -319,8 +319,8 @@ def test_tiled_equals_untiled(encoder, random_decoder):
     features and picks the same patches."""
     from stylekit.style_swap.model import StyleSwapStylizer
 
-    whole = StyleSwapStylizer(encoder, random_decoder, tile_pixels=None)
-    tiled = StyleSwapStylizer(encoder, random_decoder, tile_pixels=1000, tile_size=40)
+    whole = StyleSwapStylizer(encoder, random_decoder, tile_pixels=None, precision="fp32")
+    tiled = StyleSwapStylizer(encoder, random_decoder, tile_pixels=1000, tile_size=40, precision="fp32")
     content, style = img(150, 118, 8), img(90, 70, 9)  # neither a multiple of the tiles nor of 4
     assert tiled.networks.tiled(150, 118) and not whole.networks.tiled(150, 118)
     assert torch.allclose(whole.prepare_style(style), tiled.prepare_style(style), rtol=0, atol=1e-5)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from .encoder import LAYER_INDEX, VGG19_LAYERS, check_layer_name
 from .errors import StylekitError
-from .ops import compute_dtype, conv2d_relu, prepared_weights, reflect_pad1, upsample2_reflect_pad1, use_fast_path
+from .ops import (compute_dtype, conv2d_reflect_borders, conv2d_relu, prepared_weights, reflect_pad1,
+                  upsample2_reflect_pad1, use_fast_path)
 
 
 class MirrorDecoder(nn.Module):
@@ -68,10 +69,14 @@ class MirrorDecoder(nn.Module):
             if kind == "up":
                 pending_up = True
             elif kind == "conv":
+                fuse = i + 1 < len(self.plan) and self.plan[i + 1][0] == "relu"
+                weight, bias = prepared_weights(cache, name, self.convs[name], dtype)
+                if not pending_up and weight.shape[0] == 3:  # the last conv: a padded copy of its input costs more
+                    h = conv2d_reflect_borders(h, weight, bias, relu=fuse)
+                    continue
                 padded = upsample2_reflect_pad1(h) if pending_up else reflect_pad1(h, any_layout=True)
                 pending_up = False
-                fuse = i + 1 < len(self.plan) and self.plan[i + 1][0] == "relu"
-                h = conv2d_relu(padded, *prepared_weights(cache, name, self.convs[name], dtype), relu=fuse)
+                h = conv2d_relu(padded, weight, bias, relu=fuse)
         if pending_up:
             h = F.interpolate(h, scale_factor=2, mode="nearest")
         return h

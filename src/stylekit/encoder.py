@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import StylekitError, one_line
-from .ops import compute_dtype, conv2d_relu, max_pool2, prepared_weights, reflect_pad1, use_fast_path
+from .ops import _reflect_border_, compute_dtype, conv2d_relu, max_pool2, prepared_weights, reflect_pad1, use_fast_path
 
 
 @dataclass(frozen=True)
@@ -233,15 +233,33 @@ class VGGEncoder(nn.Module):
         pad written once and the max-pool without indices (stylekit.ops)."""
         dtype = compute_dtype(x)
         cache = self.__dict__.setdefault("_inference_weights", {})
-        h = x.to(dtype).contiguous(memory_format=torch.channels_last)
-        h = conv2d_relu(h, *prepared_weights(cache, "preprocess", self.preprocess, dtype), relu=False)
         out: dict[str, torch.Tensor] = {}
         order = self.order
-        for i, layer in enumerate(order):
+        padded, start = None, 0  # padded: the next conv's input, already reflection-padded
+        first = order[0].name
+        if (len(order) > 2 and order[2].kind == "conv" and stop not in (first, order[1].name)
+                and x.shape[-2] > 2 and x.shape[-1] > 2):
+            # conv1_1 with the 1x1 preprocessing folded into its weights (they commute with the
+            # padding), on the image reflection-padded by 2: its output then has the ring of
+            # border pixels conv1_2 reads, refilled by reflecting the interior. This replaces
+            # a padded copy of 64 channels at full resolution by one of the 3-channel image.
+            weight, bias = _folded_first_conv(cache, self.preprocess, self.layers[first], dtype)
+            image = F.pad(x.float(), (2, 2, 2, 2), mode="reflect").to(dtype).contiguous(memory_format=torch.channels_last)
+            padded = _reflect_border_(conv2d_relu(image, weight, bias, relu=True))
+            for name in (first, order[1].name):
+                if name in wanted:
+                    out[name] = padded[..., 1:-1, 1:-1].contiguous(memory_format=torch.channels_last)
+            start = 2
+        else:
+            h = x.to(dtype).contiguous(memory_format=torch.channels_last)
+            h = conv2d_relu(h, *prepared_weights(cache, "preprocess", self.preprocess, dtype), relu=False)
+        for i in range(start, len(order)):
+            layer = order[i]
             if layer.kind == "conv":
                 fuse = i + 1 < len(order) and order[i + 1].kind == "relu"
-                h = conv2d_relu(reflect_pad1(h, any_layout=True), *prepared_weights(cache, layer.name, self.layers[layer.name], dtype),
-                                relu=fuse)
+                source = padded if padded is not None else reflect_pad1(h, any_layout=True)
+                padded = None
+                h = conv2d_relu(source, *prepared_weights(cache, layer.name, self.layers[layer.name], dtype), relu=fuse)
             elif layer.kind == "pool":
                 h = max_pool2(h)
             if layer.name in wanted:
@@ -249,6 +267,26 @@ class VGGEncoder(nn.Module):
             if layer.name == stop:
                 break
         return out
+
+
+def _folded_first_conv(cache: dict, preprocess: nn.Conv2d, conv: nn.Conv2d, dtype: torch.dtype):
+    """conv1_1 after the 1x1 preprocessing conv as one 3x3 conv (folded in
+    float64; the weight cast to ``dtype``, the bias float32), cached like
+    :func:`prepared_weights`."""
+    key = ("preprocess+" + "conv1_1", dtype)
+    version = tuple((p._version, p.data_ptr()) for p in (preprocess.weight, preprocess.bias, conv.weight, conv.bias))
+    found = cache.get(key)
+    if found is None or found[0] != version:
+        w0, b0 = preprocess.weight.detach().double()[:, :, 0, 0], preprocess.bias.detach().double()
+        w1, b1 = conv.weight.detach().double(), conv.bias.detach().double()
+        weight = torch.einsum("ojhw,ji->oihw", w1, w0)
+        bias = b1 + torch.einsum("ojhw,j->o", w1, b0)
+        # the bias stays float32 (oneDNN adds it to the float32 accumulator): folded, it carries the
+        # preprocessing's mean subtraction, large next to conv1_1's outputs, and bf16 would shift
+        # every output of a channel by the same rounding error
+        found = cache[key] = (version, weight.to(dtype).contiguous(memory_format=torch.channels_last),
+                              bias.to(torch.float32))
+    return found[1], found[2]
 
 
 def safe_torch_load(path: str | Path):

@@ -167,8 +167,33 @@ def conv2d_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
             _POINTWISE = False
         except RuntimeError:  # a shape or layout oneDNN turns down: this call takes the plain ops
             pass
+    bias = bias.to(x.dtype) if bias is not None else None
     out = F.conv2d(x, weight, bias, padding=padding).contiguous(memory_format=torch.channels_last)
     return out.relu_() if relu else out
+
+
+def conv2d_reflect_borders(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                           relu: bool = True) -> torch.Tensor:
+    """``conv2d_relu(reflect_pad1(x), ...)`` for a 3x3 conv without writing the
+    padded copy of ``x``: oneDNN zero-pads inside the convolution, and the one
+    ring of border outputs that zeros got wrong is computed again from
+    reflection-padded two-pixel strips of ``x``. Used where the padded copy
+    costs more than the strips (the decoder's last conv: 64 channels in, 3
+    out, at full resolution)."""
+    h, w = x.shape[-2:]
+    if h < 3 or w < 3:
+        return conv2d_relu(reflect_pad1(x, any_layout=True), weight, bias, relu=relu)
+    out = conv2d_relu(x, weight, bias, padding=1, relu=relu)
+    rows = conv2d_relu(torch.cat([reflect_pad1(x[:, :, :2], any_layout=True),
+                                  reflect_pad1(x[:, :, -2:], any_layout=True)]), weight, bias, relu=relu)
+    cols = conv2d_relu(torch.cat([reflect_pad1(x[..., :2], any_layout=True),
+                                  reflect_pad1(x[..., -2:], any_layout=True)]), weight, bias, relu=relu)
+    n = x.shape[0]
+    out[:, :, 0] = rows[:n, :, 0]
+    out[:, :, -1] = rows[n:, :, -1]
+    out[..., 0] = cols[:n, ..., 0]
+    out[..., -1] = cols[n:, ..., -1]
+    return out
 
 
 def max_pool2(x: torch.Tensor) -> torch.Tensor:
