@@ -7,8 +7,9 @@ roofline floor: the convolutions alone, at their own shapes, cost 1.2-1.3x
 the floor, which leaves too little for the memory-bound passes around them
 (reflection padding, pooling, upsampling, the AdaIN step). This script
 measures the alternatives to those passes that PyTorch offers, each against
-what the fast path does now, on tensors of the shapes AdaIN has at 512 x 512.
-A change is worth making only where the "alternative" column is smaller.
+the plain way, on tensors of the shapes AdaIN has at 512 x 512; the last
+column says which of the two the fused path runs. A change is worth making
+only where the "alternative" column is smaller.
 
 The torch.compile row needs the encoder weights (``STYLEKIT_WEIGHTS``) and
 compiles for about half a minute. Run on a quiet machine.
@@ -43,17 +44,6 @@ def conv(x, w, b, padding=0, relu=True):
     return ops._pointwise_conv(x, w, b, padding, relu)
 
 
-def conv_zero_pad_then_fix_borders(x, w, b):
-    """A zero-padded conv (oneDNN pads internally: no padding pass) whose border
-    rows and columns are recomputed from reflection-padded 2-pixel strips."""
-    out = conv(x, w, b, 1)
-    out[:, :, :1] = conv(ops.reflect_pad1(x[:, :, :2]), w, b)[:, :, :1]
-    out[:, :, -1:] = conv(ops.reflect_pad1(x[:, :, -2:]), w, b)[:, :, -1:]
-    out[:, :, :, :1] = conv(ops.reflect_pad1(x[:, :, :, :2].contiguous(memory_format=CL)), w, b)[:, :, :, :1]
-    out[:, :, :, -1:] = conv(ops.reflect_pad1(x[:, :, :, -2:].contiguous(memory_format=CL)), w, b)[:, :, :, -1:]
-    return out
-
-
 def pool_into_padded(x):
     """max_pool2 writing its maxima straight into the next conv's padded input."""
     n, c, h, w = x.shape
@@ -77,8 +67,8 @@ def rand(*shape, scale=1.0):
     return t.contiguous(memory_format=CL) if t.dim() == 4 else t
 
 
-def experiments(repeats: int) -> list[tuple[str, str, float, str, float]]:
-    """(what, current way, its ms, alternative, its ms)."""
+def experiments(repeats: int) -> list[tuple[str, str, float, str, float, bool]]:
+    """(what, the plain way, its ms, alternative, its ms, whether the fast path takes the alternative)."""
     rows = []
     torch.manual_seed(0)
     with torch.inference_mode():
@@ -86,35 +76,55 @@ def experiments(repeats: int) -> list[tuple[str, str, float, str, float]]:
             x, w, b = rand(1, cin, size, size), rand(cout, cin, 3, 3, scale=0.05), rand(cout)
             rows.append((f"conv {cin}->{cout} at {size}: reflection padding",
                          "reflect_pad1 + valid conv", best_ms(lambda: conv(ops.reflect_pad1(x), w, b), repeats),
-                         "zero-padded conv + border strips recomputed",
-                         best_ms(lambda: conv_zero_pad_then_fix_borders(x, w, b), repeats)))
+                         "zero-padded conv + border ring recomputed (`ops.conv2d_reflect_borders`)",
+                         best_ms(lambda: ops.conv2d_reflect_borders(x, w, b), repeats), cout == 3))
+        image = torch.rand(1, 3, 512, 512)
+        w0, b0 = rand(3, 3, 1, 1), rand(3)
+        w1, b1 = rand(64, 3, 3, 3, scale=0.2), rand(64)
+        b1f = b1.float()
+
+        def plain_first():  # preprocess, pad, conv1_1, then the padded copy conv1_2 reads
+            h = conv(image.to(BF16).contiguous(memory_format=CL), w0, b0, relu=False)
+            return ops.reflect_pad1(conv(ops.reflect_pad1(h), w1, b1))
+
+        def ringed_first():  # folded conv1_1 on the image padded by 2, its border ring refilled
+            padded = torch.nn.functional.pad(image, (2, 2, 2, 2), mode="reflect").to(BF16).contiguous(memory_format=CL)
+            return ops._reflect_border_(conv(padded, w1, b1f))
+
+        rows.append(("encoder front at 512: preprocess, conv1_1, conv1_2's padded input", "three passes and a 64-channel pad",
+                     best_ms(plain_first, repeats),
+                     "preprocess folded into conv1_1, run on a 2-pixel pad: it writes conv1_2's padded input",
+                     best_ms(ringed_first, repeats), True))
+        for cin, cout, size in ((64, 128, 256), (64, 64, 512)):
+            x, w, b = rand(1, cin, size, size), rand(cout, cin, 3, 3, scale=0.05), rand(cout)
+            wide = ops.reflect_pad1(ops.reflect_pad1(x))
+            rows.append((f"conv {cin}->{cout} at {size}, then the next conv's pad", "valid conv + reflect_pad1",
+                         best_ms(lambda: ops.reflect_pad1(conv(ops.reflect_pad1(x), w, b)), repeats),
+                         "the conv on a 2-pixel pad, writing the next padded input (a wider output)",
+                         best_ms(lambda: ops._reflect_border_(conv(wide, w, b)), repeats), False))
         x = rand(1, 64, 512, 512)
         rows.append(("max-pool 64 ch at 512, then pad", "max_pool2 + reflect_pad1",
                      best_ms(lambda: ops.reflect_pad1(ops.max_pool2(x)), repeats),
-                     "maxima written into the padded tensor (out=)", best_ms(lambda: pool_into_padded(x), repeats)))
-        image = torch.rand(1, 3, 512, 512)
+                     "maxima written into the padded tensor (out=)", best_ms(lambda: pool_into_padded(x), repeats), False))
         rows.append(("input image to bf16, channels_last, padded", "convert, then reflect_pad1",
                      best_ms(lambda: ops.reflect_pad1(image.to(BF16).contiguous(memory_format=CL)), repeats),
-                     "converted inside the padded tensor", best_ms(lambda: input_into_padded(image), repeats)))
+                     "converted inside the padded tensor", best_ms(lambda: input_into_padded(image), repeats), False))
         feat = rand(1, 256, 128, 128)
         rows.append(("AdaIN statistics of bf16 relu3_1 features", "x.float(), then fp32 statistics",
                      best_ms(lambda: ops.mean_std_fast(feat.float()), repeats),
-                     "fp32 accumulation straight from bf16", best_ms(lambda: _stats_from_bf16(feat), repeats)))
+                     "fp32 accumulation straight from bf16", best_ms(lambda: _stats_from_bf16(feat), repeats), False))
         f32 = feat.float()
         mean, std = ops.mean_std_fast(f32)
         rows.append(("AdaIN affine map into the decoder's bf16 input", "fp32 addcmul, then .to(bf16)",
                      best_ms(lambda: torch.addcmul(mean, f32, std).to(BF16), repeats),
                      "addcmul(bf16 map, fp32 scale) with a bf16 out=",
-                     best_ms(lambda: torch.addcmul(mean, feat, std, out=torch.empty_like(feat)), repeats)))
+                     best_ms(lambda: torch.addcmul(mean, feat, std, out=torch.empty_like(feat)), repeats), False))
         x = ops.reflect_pad1(rand(1, 64, 512, 512))
         w3, b3 = rand(3, 64, 3, 3), rand(3)
         w16, b16 = rand(16, 64, 3, 3), rand(16)
         rows.append(("decoder's last conv 64->3 at 512", "3 output channels", best_ms(lambda: conv(x, w3, b3, relu=False), repeats),
-                     "padded to 16 output channels (AMX-friendly)", best_ms(lambda: conv(x, w16, b16, relu=False), repeats)))
-        x3 = torch.rand(1, 3, 512, 512).to(BF16).contiguous(memory_format=CL)
-        w0, b0 = rand(3, 3, 1, 1), rand(3)
-        rows.append(("encoder's 1x1 preprocessing conv at 512", "its own conv", best_ms(lambda: conv(x3, w0, b0, relu=False), repeats),
-                     "folded into conv1_1 (saves this conv; breaks bit-identity with the modules)", 0.0))
+                     "padded to 16 output channels (AMX-friendly)", best_ms(lambda: conv(x, w16, b16, relu=False), repeats),
+                     False))
     compiled = _compile_row(repeats)
     if compiled:
         rows.append(compiled)
@@ -157,14 +167,15 @@ def _compile_row(repeats: int):
         compile_s = time.perf_counter() - start
         ms = best_ms(lambda: compiled(x, scale, shift), max(5, repeats // 3))
     return ("whole AdaIN at 512 (style prepared)", "the fused eager path (default)", eager,
-            f"torch.compile, inductor with freezing ({compile_s:.0f} s to compile)", ms)
+            f"torch.compile, inductor with freezing ({compile_s:.0f} s to compile)", ms, False)
 
 
 def markdown(rows) -> str:
-    lines = ["| pass | now | ms | alternative | ms |", "| --- | --- | ---: | --- | ---: |"]
-    for what, now, now_ms, alt, alt_ms in rows:
+    lines = ["| pass | plain way | ms | alternative | ms | the fast path takes |",
+             "| --- | --- | ---: | --- | ---: | --- |"]
+    for what, now, now_ms, alt, alt_ms, taken in rows:
         alt_text = f"{alt_ms:.2f}" if alt_ms else "-"
-        lines.append(f"| {what} | {now} | {now_ms:.2f} | {alt} | {alt_text} |")
+        lines.append(f"| {what} | {now} | {now_ms:.2f} | {alt} | {alt_text} | {'the alternative' if taken else 'the plain way'} |")
     return "\n".join(lines) + "\n"
 
 

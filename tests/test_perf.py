@@ -411,6 +411,7 @@ def test_bf16_screening_on_real_looking_features_and_chunks(monkeypatch):
     from stylekit import functional as SF
 
     monkeypatch.setattr(SF, "SCREEN_COLUMNS", 64)  # several screening GEMMs per chunk
+    monkeypatch.setattr(SF, "SCREEN_BUILD_ROWS", 40)  # and several pieces per chunk of screening rows
     content = rand(1, 16, 20, 23, seed=31, dtype=torch.float32).relu()
     content[..., :5, :6] = 0  # all-zero content patches: patch 0
     style = rand(1, 16, 19, 21, seed=32, dtype=torch.float32).relu()

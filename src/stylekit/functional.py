@@ -498,11 +498,17 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
     def screening_patches(start, stop):
         if cache is not None and start in cache:
             return cache[start][0]
-        patches = _patch_rows(style_hwc[start // gw * s : (stop // gw - 1) * s + p].to(work), p, s)
-        patches = patches * inv64[start:stop, None].to(work)  # not in place: the rows may be a view of the style
-        scaled = patches.to(torch.bfloat16)
+        scaled = torch.empty((stop - start, dim), dtype=torch.bfloat16, device=content.device)
+        err = 0.0
+        step = max(1, SCREEN_BUILD_ROWS // gw) * gw  # whole grid rows at a time: bounded float temporaries
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            patches = _patch_rows(style_hwc[a // gw * s : (b // gw - 1) * s + p].to(work), p, s)
+            patches = patches * inv64[a:b, None].to(work)  # not in place: the rows may be a view of the style
+            scaled[a - start : b - start] = patches
+            err = max(err, float((patches - scaled[a - start : b - start].to(work)).norm(dim=1).max()))
         if cache is not None:
-            cache[start] = scaled, float((patches - scaled.to(work)).norm(dim=1).max())
+            cache[start] = scaled, err
         return scaled
 
     u, g = _BF16_U, dim * _FP32_U / (1 - dim * _FP32_U)
@@ -533,6 +539,8 @@ def _style_swap_argmax_screened(content, style, p, s, chunk_size, eps, max_bytes
 
 #: Columns (style patches) of one screening GEMM: bounds the bf16 scores held at once.
 SCREEN_COLUMNS = 2048
+#: Style patches turned into bf16 screening rows at a time (about; whole grid rows).
+SCREEN_BUILD_ROWS = 4096
 
 
 def _box_sum(values: torch.Tensor, p: int, s: int) -> torch.Tensor:
@@ -606,7 +614,7 @@ def _decide_block(found, zero, content_hwc, style_hwc, inv64, origin, p, s, gw, 
     r, j = r[~alone], j[~alone]
     if r.numel():
         exact = torch.empty(r.numel(), dtype=torch.float64, device=device)
-        step = 4096
+        step = 1024  # pairs gathered at a time (float64 patches: 18 KiB each at 256 channels)
         for a in range(0, r.numel(), step):
             rr, jj = r[a : a + step], j[a : a + step]
             c = _pixel_patches(content_hwc, (y0 + rr // wo) * s, rr % wo * s, p)
