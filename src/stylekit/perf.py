@@ -672,14 +672,15 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
         ho, wo = cf.shape[-2] - p + 1, cf.shape[-1] - p + 1
         count = ((hs - p) // s + 1) * ((ws - p) // s + 1)
         out["score_flops"] = 2 * ho * wo * count * cf.shape[1] * p * p
-        screened = "bf16 screening + float64 decision"
-        if SF._cpu_has_fast_bf16():
-            screened += " (default)"
+        # what style_swap(scores="auto") runs on these features
+        screens = SF._cpu_has_fast_bf16() and ho * wo * count >= SF.SCREEN_MIN_PAIRS
+        screened = "bf16 screening + float64 decision" + (" (default)" if screens else "")
+        exact = "gemm, fp32 scores" + ("" if screens else " (default)")
         variants = [  # the first is the reference of the agreement column: the argmax of float64 scores
             ("gemm, float64 scores (reference)", "exact", lambda: SF._style_swap_argmax_gemm(
                 cf.double(), sf.double(), p, s, None, eps, budget)),
             (screened, "bf16", lambda: SF._style_swap_argmax_screened(cf, sf, p, s, None, eps, budget)),
-            ("gemm, fp32 scores", "exact", lambda: SF._style_swap_argmax_gemm(cf, sf, p, s, None, eps, budget)),
+            (exact, "exact", lambda: SF._style_swap_argmax_gemm(cf, sf, p, s, None, eps, budget)),
             ("conv, fp32 scores", "exact", lambda: SF._style_swap_argmax(cf, sf, p, s, None, eps, budget)),
             ("gemm, chunk 1024", "exact", lambda: SF._style_swap_argmax_gemm(cf, sf, p, s, 1024, eps, budget)),
             ("conv, chunk 1024", "exact", lambda: SF._style_swap_argmax(cf, sf, p, s, 1024, eps, budget)),
@@ -701,7 +702,7 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
                 f"{row['agreement']['disagree_fraction']:.3%} of patches differ from the exact argmax")
         assemble = timed_runs(lambda: SF._style_swap_assemble(sf, reference, p, s, (ho, wo), cf.shape[-2:]), repeats, 0)
         out["assemble"] = assemble
-        default = next(v for v in out["variants"] if v["variant"].endswith("(default)") or v["variant"] == "gemm, fp32 scores")
+        default = next(v for v in out["variants"] if v["variant"].endswith("(default)"))
         out["default_variant"] = default["variant"]
         out["swap_s"] = default["best"] + assemble["best"]
         # the whole job with the inverse network: the given one, else the shipped one, else the AdaIN decoder
