@@ -230,7 +230,8 @@ First row: styles; first column: contents (all from dev_eval, 256 px).
 fp16 storage was kept only if it costs no quality: on {precision['pairs']} dev_eval pairs at {precision['size']} px the
 fp16-rounded weights changed output pixels by {precision['mean_abs_diff_255']:.3f}/255 on average
 (at most {precision['max_abs_diff_255']:.1f}/255) and the style loss by at most
-{100 * precision['max_rel_style_loss_change']:.3f}% (thresholds 0.5/255 and 0.5%).
+{100 * precision['max_rel_style_loss_change']:.3f}% (thresholds 0.5/255 and 0.5%), so the file
+holds {'float16 (within both thresholds)' if dtype == torch.float16 else 'float32 (fp16 missed a threshold)'}.
 
 Reproduce this card: `{ship_cmd}`.
 """
