@@ -428,6 +428,34 @@ def test_bf16_screening_on_real_looking_features_and_chunks(monkeypatch):
     assert torch.equal(got[0].flatten(), want)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_bf16_screening_random_problems(seed):
+    """Random shapes, strides, dtypes, signs (negative scores included), ties
+    and chunkings: always the float64 argmax."""
+    import random
+
+    from stylekit import functional as SF
+
+    rng = random.Random(seed)
+    c, p = rng.choice([1, 2, 5, 16, 33]), rng.choice([1, 2, 3, 5])
+    s = rng.randint(1, p)
+    h, w, hs, ws = rng.randint(p, 14), rng.randint(p, 14), rng.randint(p, 12), rng.randint(p, 12)
+    dtype = rng.choice([torch.float32, torch.float64])
+    g = torch.Generator().manual_seed(seed)
+    content = torch.randn(rng.choice([1, 2]), c, h, w, generator=g, dtype=dtype)
+    style = torch.randn(1, c, hs, ws, generator=g, dtype=dtype)
+    if rng.random() < 0.5:
+        content, style = content.relu(), style.relu()
+    if rng.random() < 0.3:
+        style = (style * 4).round() / 4  # many exact ties
+    if rng.random() < 0.3:
+        style[..., : hs // 2, :] = style[..., :1, :1]  # a flat region
+    chunk, budget = rng.choice([None, 1, 7, 100]), rng.choice([512 * 2**20, 1])
+    got = SF._style_swap_argmax_screened(content, style, p, s, chunk, 1e-8, budget)[0]
+    want = SF._style_swap_argmax_gemm(content.double(), style.double(), p, s, None, 1e-8, 512 * 2**20)[0]
+    assert torch.equal(got, want)
+
+
 def test_flat_style_goes_to_the_lowest_index():
     """A flat style: every patch is the same, so every content patch ties
     everywhere (all candidates: the float64 fallback) and takes patch 0."""

@@ -569,7 +569,7 @@ def _screen_block(cols_bf16, bound, zero, chunks, screening_patches):
     best = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
     counts = torch.zeros(rows, dtype=torch.long, device=device)
     overflow = torch.zeros(rows, dtype=torch.bool, device=device)
-    never = torch.where(zero, math.inf, 0.0).to(torch.bfloat16)
+    never = torch.where(zero, math.inf, -math.inf).to(torch.bfloat16)  # all-zero rows: no line is low enough
     kept_rows, kept_cols, kept_scores = [], [], []
     for start, stop in chunks:
         scaled = screening_patches(start, stop)
@@ -587,6 +587,9 @@ def _screen_block(cols_bf16, bound, zero, chunks, screening_patches):
             kept_rows.append(r)
             kept_cols.append(j + (start + b))
             kept_scores.append(sc[r, j])
+    # a row with no candidate cannot happen (its best is always one); if rounding ever made it so,
+    # it goes to the float64 fallback rather than to patch 0
+    overflow |= (counts == 0) & ~zero
     r, j, score = torch.cat(kept_rows), torch.cat(kept_cols), torch.cat(kept_scores).double()
     final = (score >= _screen_line(best, bound)[r]) & ~overflow[r]  # against the final best: fewer pairs
     return r[final], j[final], overflow
