@@ -51,7 +51,7 @@ def pool_into_padded(x):
     v = x.permute(0, 2, 3, 1).reshape(n, h // 2, 2, w // 2, 2, c)
     rows = torch.maximum(v[:, :, 0], v[:, :, 1])
     torch.maximum(rows[:, :, :, 0], rows[:, :, :, 1], out=out[:, :, 1:-1, 1:-1].permute(0, 2, 3, 1))
-    return ops._reflect_border_(out)
+    return ops.reflect_border_(out)
 
 
 def input_into_padded(x):
@@ -59,7 +59,7 @@ def input_into_padded(x):
     n, c, h, w = x.shape
     out = torch.empty((n, c, h + 2, w + 2), dtype=BF16, memory_format=CL)
     out[:, :, 1:-1, 1:-1] = x
-    return ops._reflect_border_(out)
+    return ops.reflect_border_(out)
 
 
 def rand(*shape, scale=1.0):
@@ -89,7 +89,7 @@ def experiments(repeats: int) -> list[tuple[str, str, float, str, float, bool]]:
 
         def ringed_first():  # folded conv1_1 on the image padded by 2, its border ring refilled
             padded = torch.nn.functional.pad(image, (2, 2, 2, 2), mode="reflect").to(BF16).contiguous(memory_format=CL)
-            return ops._reflect_border_(conv(padded, w1, b1f))
+            return ops.reflect_border_(conv(padded, w1, b1f))
 
         rows.append(("encoder front at 512: preprocess, conv1_1, conv1_2's padded input", "three passes and a 64-channel pad",
                      best_ms(plain_first, repeats),
@@ -103,7 +103,7 @@ def experiments(repeats: int) -> list[tuple[str, str, float, str, float, bool]]:
             rows.append((f"conv {cin}->{cout} at {size}, then the next conv's pad", "valid conv + reflect_pad1",
                          best_ms(lambda: ops.reflect_pad1(conv(narrow, w, b)), repeats),
                          "the conv on a 2-pixel pad, writing the next padded input (a wider output)",
-                         best_ms(lambda: ops._reflect_border_(conv(wide, w, b)), repeats), False))
+                         best_ms(lambda: ops.reflect_border_(conv(wide, w, b)), repeats), False))
         x = rand(1, 64, 512, 512)
         rows.append(("max-pool 64 ch at 512, then pad", "max_pool2 + reflect_pad1",
                      best_ms(lambda: ops.reflect_pad1(ops.max_pool2(x)), repeats),

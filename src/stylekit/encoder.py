@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import StylekitError, one_line
-from .ops import _reflect_border_, compute_dtype, conv2d_relu, max_pool2, prepared_weights, reflect_pad1, use_fast_path
+from .ops import (compute_dtype, conv2d_relu, folded_weights, max_pool2, prepared_weights, reflect_border_,
+                  reflect_pad1, use_fast_path)
 
 
 @dataclass(frozen=True)
@@ -243,9 +244,9 @@ class VGGEncoder(nn.Module):
             # padding), on the image reflection-padded by 2: its output then has the ring of
             # border pixels conv1_2 reads, refilled by reflecting the interior. This replaces
             # a padded copy of 64 channels at full resolution by one of the 3-channel image.
-            weight, bias = _folded_first_conv(cache, self.preprocess, self.layers[first], dtype)
+            weight, bias = folded_weights(cache, self.preprocess, self.layers[first], dtype)
             image = F.pad(x.float(), (2, 2, 2, 2), mode="reflect").to(dtype).contiguous(memory_format=torch.channels_last)
-            padded = _reflect_border_(conv2d_relu(image, weight, bias, relu=True))
+            padded = reflect_border_(conv2d_relu(image, weight, bias, relu=True))
             for name in (first, order[1].name):
                 if name in wanted:
                     out[name] = padded[..., 1:-1, 1:-1].contiguous(memory_format=torch.channels_last)
@@ -267,26 +268,6 @@ class VGGEncoder(nn.Module):
             if layer.name == stop:
                 break
         return out
-
-
-def _folded_first_conv(cache: dict, preprocess: nn.Conv2d, conv: nn.Conv2d, dtype: torch.dtype):
-    """conv1_1 after the 1x1 preprocessing conv as one 3x3 conv (folded in
-    float64; the weight cast to ``dtype``, the bias float32), cached like
-    :func:`prepared_weights`."""
-    key = ("preprocess+" + "conv1_1", dtype)
-    version = tuple((p._version, p.data_ptr()) for p in (preprocess.weight, preprocess.bias, conv.weight, conv.bias))
-    found = cache.get(key)
-    if found is None or found[0] != version:
-        w0, b0 = preprocess.weight.detach().double()[:, :, 0, 0], preprocess.bias.detach().double()
-        w1, b1 = conv.weight.detach().double(), conv.bias.detach().double()
-        weight = torch.einsum("ojhw,ji->oihw", w1, w0)
-        bias = b1 + torch.einsum("ojhw,j->o", w1, b0)
-        # the bias stays float32 (oneDNN adds it to the float32 accumulator): folded, it carries the
-        # preprocessing's mean subtraction, large next to conv1_1's outputs, and bf16 would shift
-        # every output of a channel by the same rounding error
-        found = cache[key] = (version, weight.to(dtype).contiguous(memory_format=torch.channels_last),
-                              bias.to(torch.float32))
-    return found[1], found[2]
 
 
 def safe_torch_load(path: str | Path):

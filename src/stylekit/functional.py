@@ -372,10 +372,16 @@ def _swap_setup(content, style, p, s, eps):
     # Scores are <c, s_j> times 1 / ||s_j|| rather than <c, s_j / ||s_j||>: equal
     # true scores (duplicate patches, integer data) then stay exactly equal in
     # float, so the tie rule decides them rather than rounding noise.
-    squares = (style * style).sum(0)[None, None]
-    norms = F.conv2d(squares, squares.new_ones(1, 1, p, p), stride=s).flatten().sqrt()
-    inv_norms = 1.0 / norms.clamp_min(eps)
+    inv_norms = 1.0 / _box_sum((style * style).sum(0), p, s).flatten().sqrt().clamp_min(eps)
     return content, style, (ho, wo), (gh, gw), inv_norms
+
+
+def _keep_first_max(best, best_index, value, arg, offset):
+    """A running maximum over blocks of style patches: a later block's maximum
+    (``value`` at ``arg + offset``, already the first within its block) replaces
+    the best only when strictly greater, so ties keep the lowest index."""
+    better = value > best
+    return torch.where(better, value, best), torch.where(better, arg + offset, best_index)
 
 
 def _style_patches(style, j, p, s, gw):
@@ -422,11 +428,8 @@ def _style_swap_argmax_gemm(content, style, p, s, chunk_size, eps, max_bytes):
                     valid = min(SWAP_BLOCK, stop - start - b)
                     sc = (cols @ weights[:, b : b + SWAP_BLOCK])[:, :valid]
                     sc.mul_(scale[b : b + valid])
-                    value, arg = sc.max(dim=1)  # the first maximum within the block
-                    cur, cur_index = best[i, where], best_index[i, where]
-                    better = value > cur  # strictly: equal scores keep the lower index
-                    best[i, where] = torch.where(better, value, cur)
-                    best_index[i, where] = torch.where(better, arg + (start + b), cur_index)
+                    best[i, where], best_index[i, where] = _keep_first_max(
+                        best[i, where], best_index[i, where], *sc.max(dim=1), start + b)
     return best_index.view(n, ho, wo), (ho, wo)
 
 
@@ -658,10 +661,7 @@ def _argmax64(cols64, style_hwc, inv64, count, p, s, gw):
         if len(j) < SWAP_BLOCK:
             t = torch.cat([t, t.new_zeros(SWAP_BLOCK - len(j), t.shape[1])])
         sc = (cols64 @ t.t())[:, : len(j)] * inv64[j]
-        value, arg = sc.max(dim=1)
-        better = value > best
-        best = torch.where(better, value, best)
-        best_index = torch.where(better, arg + start, best_index)
+        best, best_index = _keep_first_max(best, best_index, *sc.max(dim=1), start)
     return best_index
 
 
@@ -698,10 +698,7 @@ def _style_swap_argmax(content, style, p, s, chunk_size, eps, max_bytes):
         filters = style[:, rows[:, :, None], cols[:, None, :]].transpose(0, 1).contiguous()  # (k, C, p, p)
         scores = F.conv2d(content, filters, stride=s)
         scores.mul_(inv_norms[j].view(1, -1, 1, 1))
-        value, arg = scores.flatten(2).max(dim=1)  # first maximum within the chunk
-        better = value > best  # strictly: an equal score in a later chunk keeps the lower index
-        best = torch.where(better, value, best)
-        best_index = torch.where(better, arg + start, best_index)
+        best, best_index = _keep_first_max(best, best_index, *scores.flatten(2).max(dim=1), start)
         del scores, filters
     return best_index.view(n, ho, wo), (ho, wo)
 

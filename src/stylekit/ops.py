@@ -48,10 +48,10 @@ def _reflect_pad1(x: torch.Tensor) -> torch.Tensor:
     layout = torch.channels_last if is_channels_last(x) else torch.contiguous_format
     out = torch.empty((n, c, h + 2, w + 2), dtype=x.dtype, device=x.device, memory_format=layout)
     out[:, :, 1:-1, 1:-1] = x
-    return _reflect_border_(out)
+    return reflect_border_(out)
 
 
-def _reflect_border_(out: torch.Tensor) -> torch.Tensor:
+def reflect_border_(out: torch.Tensor) -> torch.Tensor:
     """Fill the 1-pixel border of ``out`` from its interior, as reflection
     padding does: rows first, then whole columns (corners reflected twice, as
     ``F.pad`` does), for a tensor whose interior was just written."""
@@ -218,7 +218,7 @@ def upsample2_reflect_pad1(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty((n, c, 2 * h + 2, 2 * w + 2), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
     inner = out[:, :, 1:-1, 1:-1].permute(0, 2, 3, 1).unflatten(1, (h, 2)).unflatten(3, (w, 2))  # (n, h, 2, w, 2, c)
     inner.copy_(x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, h, 2, w, 2, c))
-    return _reflect_border_(out)
+    return reflect_border_(out)
 
 
 _FAST = contextvars.ContextVar("stylekit_fast_inference", default=True)
@@ -261,4 +261,25 @@ def prepared_weights(cache: dict, name: str, conv, dtype: torch.dtype):
         w = conv.weight.detach().to(dtype).contiguous(memory_format=torch.channels_last)
         b = conv.bias.detach().to(dtype) if conv.bias is not None else None
         found = cache[key] = (version, w, b)
+    return found[1], found[2]
+
+
+def folded_weights(cache: dict, pointwise, conv, dtype: torch.dtype):
+    """``conv`` after the 1x1 conv ``pointwise`` as one conv (folded in float64:
+    exact, since a 1x1 conv commutes with reflection padding); the weight in
+    ``dtype`` (channels_last), the bias float32, cached like :func:`prepared_weights`.
+
+    The bias stays float32 (oneDNN adds it to the float32 accumulator): folded,
+    it carries the pointwise conv's offset (the encoder's mean subtraction),
+    large next to the outputs, and bf16 would shift every output of a channel
+    by the same rounding error."""
+    key = ("folded", id(pointwise), id(conv), dtype)
+    version = tuple((p._version, p.data_ptr()) for p in (pointwise.weight, pointwise.bias, conv.weight, conv.bias))
+    found = cache.get(key)
+    if found is None or found[0] != version:
+        w0, b0 = pointwise.weight.detach().double()[:, :, 0, 0], pointwise.bias.detach().double()
+        w1, b1 = conv.weight.detach().double(), conv.bias.detach().double()
+        weight = torch.einsum("ojhw,ji->oihw", w1, w0).to(dtype).contiguous(memory_format=torch.channels_last)
+        bias = (b1 + torch.einsum("ojhw,j->o", w1, b0)).to(torch.float32)
+        found = cache[key] = (version, weight, bias)
     return found[1], found[2]
