@@ -234,6 +234,9 @@ if task.ctx.is_main:
     grads.update({f"d.{n}": p.grad for n, p in task.d.module.named_parameters()})
     stats = {n: b for n, b in task.g.module.named_buffers() if "running" in n}
     torch.save({"grads": grads, "stats": stats, **values}, sys.argv[3])
+# leave together: a rank exiting while the other still holds the process group aborted now and then
+distributed.barrier(task.ctx)
+distributed.teardown(task.ctx)
 """
 
 
