@@ -109,3 +109,22 @@ def decoder_file(tmp_path_factory, random_decoder):
     path = tmp_path_factory.mktemp("weights") / "decoder.safetensors"
     save_file({k: v.contiguous() for k, v in random_decoder.state_dict().items()}, str(path))
     return path
+
+
+#: The end of a torchrun probe script (a global ``task`` whose ``ctx`` says the rank). The ranks leave
+#: together, the DDP models before the process group they use: a rank exiting while the other still
+#: holds the group can abort. Then interpreter finalisation is skipped: gloo's worker threads destroyed
+#: there abort now and then under a loaded suite ("terminate called without an active exception"),
+#: after everything a probe checks is written.
+PROBE_EXIT = """
+import gc, os
+from stylekit import distributed
+ctx = task.ctx
+distributed.barrier(ctx)
+del task
+gc.collect()
+distributed.teardown(ctx)
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
+"""

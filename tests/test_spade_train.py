@@ -21,6 +21,8 @@ from safetensors.torch import load_file
 from stylekit.cli import main
 from stylekit.spade.synthetic import make_dataset
 
+from .conftest import PROBE_EXIT
+
 # a generator of 8 channels at 32 px from a 4x4 grid, a 2-layer discriminator, no VGG loss
 TINY = ["--resize", "32", "--crop", "32", "--batch-size", "2", "--width", "8", "--num-upsampling", "3",
         "--max-width", "32", "--spade-hidden", "8", "--d-width", "8", "--d-layers", "2", "--vgg-weight", "0",
@@ -234,10 +236,7 @@ if task.ctx.is_main:
     grads.update({f"d.{n}": p.grad for n, p in task.d.module.named_parameters()})
     stats = {n: b for n, b in task.g.module.named_buffers() if "running" in n}
     torch.save({"grads": grads, "stats": stats, **values}, sys.argv[3])
-# leave together: a rank exiting while the other still holds the process group aborted now and then
-distributed.barrier(task.ctx)
-distributed.teardown(task.ctx)
-"""
+""" + PROBE_EXIT
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def cmd_train(args) -> int:
     try:
         summary = run_training(task, asdict(cfg), args.out, loop, resume=args.resume)
     finally:
+        # the DDP models (and their reducers' pending work) go before the process group they use
+        del task
+        gc.collect()
         distributed.teardown(ctx)
     if ctx.is_main:
         print(f"step {summary['step']} reached in {summary['elapsed'] / 60:.1f} min of training; weights: "

