@@ -604,8 +604,9 @@ def onnx_conv_flops(path) -> dict:
     ``2 * Cout * Cin/groups * kh * kw * Hout * Wout`` per Conv (weight shapes
     and output sizes from ONNX shape inference, so weights behind
     DequantizeLinear count too), the input shapes, the most channels a
-    spatial (k > 1) conv has on either side, and whether it is quantized (QuantizeLinear / QLinear* / ConvInteger
-    nodes: int8 arithmetic in ONNX Runtime)."""
+    spatial (k > 1) conv has on either side, and whether it is quantized
+    (QuantizeLinear / QLinear* / *Integer nodes: int8 arithmetic in ONNX
+    Runtime)."""
     import onnx
     from onnx import shape_inference
 
