@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -31,19 +30,13 @@ from stylekit.adain.model import AdaINStylizer
 from stylekit.bench import bench_image
 from stylekit.evaluate import score
 from stylekit.images import expand_inputs
-from stylekit.perf import conv_layers, quality
+from stylekit.perf import conv_layers, quality, timed_runs
 
 REFERENCE_SETTINGS = dict(precision="fp32", channels_last=False, inference_mode=False, fused=False, tune_malloc=False)
 
 
 def best_ms(fn, runs: int = 10) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
+    return timed_runs(fn, runs, warmup=1)["best"] * 1e3
 
 
 def weight_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -718,20 +718,20 @@ def peer_section(peer_python, encoder, decoder, content, style, *, repeats: int,
         with _Threads(n_threads):
             model = AdaINStylizer(encoder, decoder, "cpu", cache_size=0, tune_malloc=True)
             runs = {}
+            def square(image, side):  # Lanczos, as the peer resizes
+                return image if image.size == (side, side) else image.resize((side, side), Image.LANCZOS)
+
             for key, (c_side, s_side) in (("native", (size, size)),
                                           ("at_peer_sizes", (min(size, peer_sizes[0]), min(size, peer_sizes[1])))):
                 def whole(c_side=c_side, s_side=s_side):
-                    out = model.stylize(c_pil, s_pil, size=c_side, style_size=s_side)
-                    return out if out.size == (size, size) else out.resize((size, size), Image.LANCZOS)
+                    return square(model.stylize(c_pil, s_pil, size=c_side, style_size=s_side), size)
 
-                s_in = s_pil if s_side == size else s_pil.resize((s_side, s_side), Image.LANCZOS)
-                prepared = model.prepare_style(pil_to_tensor(s_in)[None])
+                prepared = model.prepare_style(pil_to_tensor(square(s_pil, s_side))[None])
 
                 def without(c_side=c_side, prepared=prepared):
-                    c_in = c_pil if c_side == size else c_pil.resize((c_side, c_side), Image.LANCZOS)
-                    t = pil_to_tensor(c_in)[None]
-                    out = tensor_to_pil(model.transfer_prepared(t, [prepared], [1.0], None, 1.0)[0].clamp(0, 1))
-                    return out if out.size == (size, size) else out.resize((size, size), Image.LANCZOS)
+                    t = pil_to_tensor(square(c_pil, c_side))[None]
+                    out = model.transfer_prepared(t, [prepared], [1.0], None, 1.0)[0].clamp(0, 1)
+                    return square(tensor_to_pil(out), size)
 
                 flops = adain_flops(decoder.from_layer, c_side, c_side)["convs"]
                 style_flops = adain_flops(decoder.from_layer, s_side, s_side)["encoder"]
