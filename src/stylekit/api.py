@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import StylekitError
 
-METHODS = ("adain", "style-swap", "gatys")
+METHODS = ("adain", "style-swap", "gatys", "fast")
 
 
 def load(method: str = "adain", *, device: str = "auto", weights=None, encoder_weights=None, **options):
@@ -30,4 +30,8 @@ def load(method: str = "adain", *, device: str = "auto", weights=None, encoder_w
         from .gatys.model import GatysStylizer
 
         return GatysStylizer.load(weights=weights, encoder_weights=encoder_weights, device=device, **options)
+    if method == "fast":
+        from .fast.stylizer import FastStylizer
+
+        return FastStylizer.load(weights=weights, encoder_weights=encoder_weights, device=device, **options)
     raise StylekitError(f"unknown method {method!r}; available: {', '.join(METHODS)}")

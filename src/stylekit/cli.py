@@ -48,6 +48,8 @@ TRAINERS = {
     "style-swap": ("stylekit.style_swap.train", "StyleSwapTrainConfig", "StyleSwapTrainTask",
                    "train the style-swap inverse network"),
     "spade": ("stylekit.spade.train", "SPADETrainConfig", "SPADETrainTask", "train SPADE (semantic image synthesis)"),
+    "fast": ("stylekit.fast.train", "FastTrainConfig", "FastTrainTask",
+             "train the compact real-time network by distillation from adain"),
 }
 
 
@@ -148,6 +150,7 @@ def cmd_stylize(args) -> int:
         size=args.size,
         style_size=args.style_size,
         crop=args.crop,
+        stroke_scale=args.stroke_scale,
     )
     jobs = _stylize_jobs(args)
     for _, styles, output in jobs:
@@ -179,6 +182,7 @@ def cmd_stylize(args) -> int:
                 content, styles, alpha=options.alpha, style_weights=options.style_weights,
                 masks=args.mask, preserve_color=options.preserve_color,
                 size=options.size, style_size=options.style_size, crop=options.crop,
+                stroke_scale=options.stroke_scale,
             )
             save_image(image, output)
         except StylekitError as exc:
@@ -220,9 +224,9 @@ def cmd_evaluate(args) -> int:
     encoder = load_encoder(args.encoder_weights, last_layer="relu3_1", device=model.device)
     bar = tqdm(total=len(contents) * len(styles), disable=args.no_progress, unit="pair", dynamic_ncols=True)
     result = evaluate(model, encoder, contents, styles, size=args.size, style_size=args.style_size,
-                      progress=lambda row: bar.update(1), alpha=args.alpha)
+                      progress=lambda row: bar.update(1), alpha=args.alpha, stroke_scale=args.stroke_scale)
     bar.close()
-    result.update({"method": args.method, "alpha": args.alpha, "device": str(model.device),
+    result.update({"method": args.method, "alpha": args.alpha, "stroke_scale": args.stroke_scale, "device": str(model.device),
                    "content_dir": str(args.content), "style_dir": str(args.style)})
     print(format_table(result, args.method))
     if args.out:
@@ -441,7 +445,7 @@ def _add_export(commands) -> None:
     o.set_defaults(func=cmd_export_onnx)
 
 
-METHODS = ["adain", "style-swap", "gatys"]
+METHODS = ["adain", "style-swap", "gatys", "fast"]
 _OPTIMISATION_FLAGS = ("steps", "optimizer", "tv_weight", "init")
 _SWAP_FLAGS = ("patch_size", "stride")
 
@@ -506,6 +510,10 @@ def _add_stylize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=512, help="content longer side in pixels, 0 = original (default: 512)")
     p.add_argument("--style-size", type=int, default=512, help="style longer side in pixels, 0 = original (default: 512)")
     p.add_argument("--crop", action="store_true", help="centre square crop of content and style first")
+    p.add_argument("--stroke-scale", type=float, metavar="S",
+                   help="size of the painting's strokes and shapes relative to the picture, 0.25 to 4: the method "
+                        "runs coarse to fine with the style scaled like the picture, so the look does not change "
+                        "with --size; 0: one pass at the output size (default: 1 for adain, 0 for the others)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--weights", help="decoder weights: adain's decoder or style-swap's inverse network (default: the shipped one)")
     p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, then the cache)")
@@ -715,6 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="content longer side (default: 512)")
     p.add_argument("--style-size", type=int, default=512, help="style longer side (default: 512)")
     p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off (default: 1)")
+    p.add_argument("--stroke-scale", type=float, metavar="S",
+                   help="as for stylize: 0 is one pass at the output size (default: the method's)")
     p.add_argument("--out", metavar="FILE.json", help="also write the numbers as JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--weights", help="decoder weights: adain's decoder or style-swap's inverse network (default: the shipped one)")

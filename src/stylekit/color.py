@@ -81,3 +81,53 @@ def match_color_histogram(source: torch.Tensor, target: torch.Tensor, eps: float
     root_t, _ = _sqrt_and_inv_sqrt(cov_t, eps)
     out = root_t @ inv_root_s @ (src - mu_s) + mu_t
     return out.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def transfer_palette(source: torch.Tensor, target: torch.Tensor, iterations: int = 8, samples: int = 8192,
+                     quantiles: int = 256, seed: int = 0) -> torch.Tensor:
+    """Give ``source`` the RGB pixel distribution of ``target`` (the painting's
+    palette, whatever its layout): iterative distribution transfer (Pitié,
+    Kokaram & Dahyot 2005). Each iteration rotates the colour space by a random
+    orthonormal basis and maps each rotated channel of ``source`` through its
+    own quantile function onto ``target``'s (quantiles estimated from at most
+    ``samples`` pixels of each image, piecewise linear between them); the
+    rotations are seeded, so the result is deterministic. Single images
+    (3, H, W) of any two sizes; the result is clamped to [0, 1]."""
+    _check_rgb(source, "source")
+    _check_rgb(target, "target")
+    if source.dim() != 3 or target.dim() != 3:
+        raise StylekitError("transfer_palette takes single images (3, H, W)")
+    gen = torch.Generator().manual_seed(seed)
+    x = source.reshape(3, -1).float().cpu()
+    y = target.reshape(3, -1).float().cpu()
+    xs = x[:, torch.randperm(x.shape[1], generator=gen)[:samples]]
+    ys = y[:, torch.randperm(y.shape[1], generator=gen)[:samples]]
+    for _ in range(iterations):
+        basis = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))[0].float()
+        qx, qy = _quantiles(basis.T @ xs, quantiles), _quantiles(basis.T @ ys, quantiles)
+        rotated, rotated_s = basis.T @ x, basis.T @ xs
+        for d in range(3):
+            rotated[d] = _piecewise_linear(rotated[d], qx[d], qy[d])
+            rotated_s[d] = _piecewise_linear(rotated_s[d], qx[d], qy[d])
+        x, xs = basis @ rotated, basis @ rotated_s
+    return x.reshape(source.shape).to(source.dtype).to(source.device).clamp(0, 1)
+
+
+def _quantiles(rows: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` evenly spaced quantiles (0 to 1, linear interpolation between
+    order statistics, as ``torch.quantile``) of each row; one sort per row."""
+    ordered = rows.sort(dim=1).values
+    pos = torch.linspace(0, rows.shape[1] - 1, count, dtype=torch.float64)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=rows.shape[1] - 1)
+    frac = (pos - lo).to(rows.dtype)
+    return ordered[:, lo] * (1 - frac) + ordered[:, hi] * frac
+
+
+def _piecewise_linear(values: torch.Tensor, knots_x: torch.Tensor, knots_y: torch.Tensor) -> torch.Tensor:
+    """The piecewise-linear map through (knots_x, knots_y) (knots_x ascending),
+    extended by the end segments' values outside the knots (clamped)."""
+    idx = torch.searchsorted(knots_x, values.contiguous()).clamp(1, len(knots_x) - 1)
+    lo, hi = knots_x[idx - 1], knots_x[idx]
+    t = ((values - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
+    return knots_y[idx - 1] + t * (knots_y[idx] - knots_y[idx - 1])

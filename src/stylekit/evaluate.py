@@ -1,5 +1,5 @@
 """Quality and speed of a method over every content x style pair (the AdaIN paper's
-sec. 7.1 measures): content loss, mean/std style loss, Gram style loss, time.
+sec. 7.1 measures and the bolder-style measures of :mod:`stylekit.measures`).
 
 All losses use the same VGG-19 encoder, on the output at the content's
 stylization size and the style at its style size:
@@ -7,9 +7,17 @@ stylization size and the style at its style size:
 * ``content``: ``||f(out) - f(c)||^2`` at relu3_1 divided by the number of
   elements of ``f(c)`` (a mean squared error);
 * ``style``: the AdaIN paper's style loss, sum over relu1_1...relu3_1 of the mean
-  squared differences of channel means and of channel stds;
+  squared differences of channel means and of channel stds; ``style_2x`` /
+  ``style_4x`` the same on the output and the style downsampled 2x / 4x
+  (strokes and shapes larger than relu3_1's receptive field);
 * ``gram``: sum over the same layers of the mean squared difference of
-  ``F F^T / (H W)``.
+  ``F F^T / (H W)``;
+* ``colour``: sliced Wasserstein distance of the RGB pixels to the style's;
+* ``ssim``: grayscale SSIM of the output against the content;
+* ``cfsd``: StyleID's content feature structural distance at relu3_1 (<= 256 px).
+
+These are relu3_1 variants (the deepest pretrained layer stylekit has), not
+comparable with papers' relu4_1 / relu5_1 numbers.
 
 The content image itself is scored as a baseline: a method that stylizes
 must cut the style losses well below the content image's own.
@@ -30,14 +38,17 @@ import torch
 from .encoder import VGGEncoder, style_layers_for
 from .errors import StylekitError
 from .losses import content_loss, gram_style_loss, mean_std_style_loss
+from .measures import measure
 from .pipeline import fit, to_tensor_image
 
 METRICS = ("content", "style", "gram")
+#: every measure of a stylized image, in table order (:func:`stylekit.measures.measure`)
+MEASURES = ("style", "style_2x", "style_4x", "gram", "colour", "content", "ssim", "cfsd")
 
 
 @torch.no_grad()
 def score(encoder: VGGEncoder, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, layer: str = "relu3_1") -> dict:
-    """Losses of one output (all (3, H, W) tensors in [0, 1])."""
+    """The paper's losses of one output (all (3, H, W) tensors in [0, 1])."""
     layers = style_layers_for(layer)
     device = next(encoder.parameters()).device
     output, content, style = (t.to(device) for t in (output, content, style))
@@ -49,6 +60,11 @@ def score(encoder: VGGEncoder, output: torch.Tensor, content: torch.Tensor, styl
         "style": mean_std_style_loss(f_out, f_style, layers).item(),
         "gram": gram_style_loss(f_out, f_style, layers).item(),
     }
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
 
 
 def evaluate(
@@ -72,32 +88,48 @@ def evaluate(
         output = stylizer.stylize(content, style, size=0, style_size=0, **stylize_options)
         seconds = time.perf_counter() - start
         row = {"content_image": content_path.name, "style_image": style_path.name, "seconds": seconds}
-        row.update(score(encoder, output, content, style))
-        baseline = score(encoder, content, content, style)
+        row.update(measure(encoder, output, content, style))
+        baseline = measure(encoder, content, content, style)
         row.update({f"baseline_{k}": v for k, v in baseline.items()})
         rows.append(row)
         if progress is not None:
             progress(row)
-    keys = ["seconds", *METRICS, *(f"baseline_{k}" for k in METRICS)]
-    mean = {k: statistics.fmean(r[k] for r in rows) for k in keys}
+    keys = ["seconds", *MEASURES, *(f"baseline_{k}" for k in MEASURES)]
+    mean = {k: _mean(r[k] for r in rows) for k in keys}
     mean["style_ratio"] = mean["style"] / mean["baseline_style"]
     mean["gram_ratio"] = mean["gram"] / mean["baseline_gram"]
     return {"pairs": rows, "mean": mean, "size": size, "style_size": style_size, "count": len(rows)}
 
 
+def _cell(value, width: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.4g}"
+
+
+def format_row(label: str, values: dict, width: int = 28) -> str:
+    """One table line: ``label`` and each of :data:`MEASURES` (and seconds when given)."""
+    cells = "".join(" " + _cell(values.get(k), 9) for k in MEASURES)
+    seconds = f" {values['seconds']:>7.3f}" if values.get("seconds") is not None else ""
+    return f"{label[:width]:<{width}}{cells}{seconds}"
+
+
+def table_header(first: str = "", width: int = 28) -> str:
+    return f"{first:<{width}}" + "".join(f" {k:>9}" for k in MEASURES) + f" {'sec':>7}"
+
+
 def format_table(result: dict, method: str) -> str:
-    lines = [f"{'content':<28} {'style':<28} {'content':>9} {'style':>9} {'gram':>11} {'sec':>7}"]
+    lines = [table_header("content / style", 40)]
     for r in result["pairs"]:
-        lines.append(
-            f"{r['content_image'][:28]:<28} {r['style_image'][:28]:<28} {r['content']:>9.4g} "
-            f"{r['style']:>9.4g} {r['gram']:>11.4g} {r['seconds']:>7.3f}"
-        )
+        lines.append(format_row(f"{r['content_image'][:19]} / {r['style_image'][:18]}", r, 40))
     m = result["mean"]
     lines.append("")
-    lines.append(f"mean over {result['count']} pairs ({method}, content {result['size']} px, style {result['style_size']} px):")
-    lines.append(f"  {method:<22} content {m['content']:.4g}  style {m['style']:.4g}  gram {m['gram']:.4g}  {m['seconds']:.3f} s/image")
-    lines.append(f"  {'content image itself':<22} content 0  style {m['baseline_style']:.4g}  gram {m['baseline_gram']:.4g}")
-    lines.append(f"  style loss ratio (method / content image): {m['style_ratio']:.3f}; Gram: {m['gram_ratio']:.3f}")
+    lines.append(f"mean over {result['count']} pairs (content {result['size']} px, style {result['style_size']} px):")
+    lines.append(table_header("", 40))
+    lines.append(format_row(method, m, 40))
+    lines.append(format_row("content image itself", {k: m[f"baseline_{k}"] for k in MEASURES}, 40))
+    lines.append(f"style loss ratio (method / content image): {m['style_ratio']:.3f}; Gram: {m['gram_ratio']:.3f}")
+    lines.append("style_2x / style_4x: the style loss on output and style downsampled 2x / 4x; colour: sliced "
+                 "Wasserstein of RGB pixels; ssim: grayscale, vs the content; cfsd: content feature structural distance "
+                 "(relu3_1 variants, not comparable with papers' relu4_1/5_1 numbers)")
     return "\n".join(lines)
 
 

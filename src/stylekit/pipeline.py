@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import color
+from . import color, pyramid
 from .errors import StylekitError
 from .images import MIN_SIDE, center_crop_square, check_size, load_mask, load_pil, mask_from_pil, resize_longer, to_rgb, pil_to_tensor, target_size, tensor_to_pil
 
@@ -35,8 +35,14 @@ class StylizeOptions:
     size: int = 512
     style_size: int = 512
     crop: bool = False
+    stroke_scale: float | None = None
 
     def __post_init__(self):
+        if self.stroke_scale is not None and (
+            isinstance(self.stroke_scale, bool) or not isinstance(self.stroke_scale, (int, float))
+            or not math.isfinite(self.stroke_scale) or not (self.stroke_scale == 0 or 0.25 <= self.stroke_scale <= 4)
+        ):
+            raise StylekitError(f"stroke scale must be 0 (one pass) or a number from 0.25 to 4, got {self.stroke_scale!r}")
         if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha) or not 0 <= self.alpha <= 1:
             raise StylekitError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.preserve_color not in PRESERVE_COLOR:
@@ -197,11 +203,29 @@ def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw)
     return out
 
 
+def _blend_pixels(styles: list[torch.Tensor], weights: list[float], count: int = 2**16, seed: int = 0) -> torch.Tensor:
+    """(3, 1, M) pixels drawn from the (1, 3, h, w) styles in proportion to
+    ``weights`` (seeded): the palette of a blend of styles."""
+    used = [(s, w) for s, w in zip(styles, weights) if w > 0]
+    if len(used) == 1:
+        return used[0][0][0]
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    for s, w in used:
+        pixels = s[0].reshape(3, -1).float().cpu()
+        n = max(1, round(w * count))
+        parts.append(pixels[:, torch.randint(pixels.shape[1], (n,), generator=gen)])
+    return torch.cat(parts, dim=1)[:, None, :]
+
+
 class Stylizer:
     """Base class: ``stylize`` for every method; subclasses implement ``transfer``."""
 
     method = "base"
     device: torch.device
+    #: the stroke scale used when the caller gives none: a number runs the
+    #: coarse-to-fine pyramid (:mod:`stylekit.pyramid`), None a single pass
+    default_stroke_scale: float | None = None
 
     def clear_cache(self) -> None:
         """Forget cached encoder outputs (methods that cache override this)."""
@@ -235,6 +259,32 @@ class Stylizer:
         """content (1, 3, H, W), styles [(1, 3, h, w)], masks [(1, 1, H, W)] -> (1, 3, H, W)."""
         return self.transfer_prepared(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
 
+    def transfer_coarse_to_fine(self, content, styles, weights, masks, alpha: float, stroke_scale: float = 1.0,
+                                palette: bool = True) -> torch.Tensor:
+        """:meth:`transfer` run over the pyramid of :func:`stylekit.pyramid.plan_levels`
+        (the styles scaled like the picture at each level, the masks resized);
+        with ``palette`` the coarsest output takes the styles' palette first
+        (:func:`stylekit.color.transfer_palette`; for a blend, the styles' pixels
+        in proportion to their weights; with masks, each region its own
+        style's), in proportion to ``alpha``. Tensors as :meth:`transfer`."""
+        levels = pyramid.plan_levels(*content.shape[-2:], stroke_scale)
+        prepared = [[self.prepare_style(pyramid.scale_style(s, level.style_scale)) for s in styles] for level in levels]
+
+        def run(image: torch.Tensor, i: int) -> torch.Tensor:
+            level_masks = None if masks is None else [pyramid.resize_image(m, levels[i].size) for m in masks]
+            return self.transfer_prepared(image, prepared[i], weights, level_masks, alpha).float()
+
+        def draft(image: torch.Tensor) -> torch.Tensor:
+            if masks is None:
+                matched = color.transfer_palette(image[0], _blend_pixels(styles, weights))[None]
+            else:
+                level_masks = [pyramid.resize_image(m, image.shape[-2:]) for m in masks]
+                total = sum(level_masks).clamp_min(1e-6)
+                matched = sum(m / total * color.transfer_palette(image[0], s[0])[None] for m, s in zip(level_masks, styles))
+            return image + alpha * (matched.to(image.device) - image)
+
+        return pyramid.coarse_to_fine(run, content, levels, draft=draft if palette else None)
+
     def stylize(
         self,
         content: ImageLike,
@@ -247,6 +297,7 @@ class Stylizer:
         size: int = 512,
         style_size: int = 512,
         crop: bool = False,
+        stroke_scale: float | None = None,
     ):
         """Stylize ``content`` with one or more ``styles``.
 
@@ -255,8 +306,13 @@ class Stylizer:
         white = that style's region) applies each style to its own region;
         ``preserve_color`` is ``"none"``, ``"luminance"`` or ``"histogram"``;
         ``size`` / ``style_size`` are longer sides in pixels (0: unchanged);
-        ``crop`` takes the centre square first. Returns a PIL image, or a
-        ``(3, H, W)`` tensor when ``content`` is a tensor.
+        ``crop`` takes the centre square first. ``stroke_scale`` (0.25 to 4)
+        is the size of the painting's patterns relative to the picture: the
+        method runs coarse to fine (:mod:`stylekit.pyramid`) with the style
+        scaled like the picture, so the look is the same at every output
+        size, and 2 makes strokes and shapes twice as large (0: one pass at
+        the output size; None: the method's default, :attr:`default_stroke_scale`). Returns a PIL image,
+        or a ``(3, H, W)`` tensor when ``content`` is a tensor.
         """
         if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
             styles = [styles]
@@ -270,6 +326,7 @@ class Stylizer:
             size=size,
             style_size=style_size,
             crop=crop,
+            stroke_scale=stroke_scale,
         )
         if masks is not None and style_weights is not None:
             raise StylekitError("give either masks (one region per style) or style weights (a blend), not both")
@@ -289,13 +346,14 @@ class Stylizer:
         else:
             content_in, style_in = content_t, style_ts
 
-        out = self.transfer(
-            content_in[None].to(self.device),
-            [s[None].to(self.device) for s in style_in],
-            weights,
-            mask_ts,
-            options.alpha,
-        )[0].float().cpu()
+        scale = options.stroke_scale if options.stroke_scale is not None else self.default_stroke_scale
+        content_dev, style_dev = content_in[None].to(self.device), [s[None].to(self.device) for s in style_in]
+        if not scale:  # None or 0: one pass at the output size
+            out = self.transfer(content_dev, style_dev, weights, mask_ts, options.alpha)
+        else:
+            palette = options.preserve_color != "luminance"
+            out = self.transfer_coarse_to_fine(content_dev, style_dev, weights, mask_ts, options.alpha, scale, palette)
+        out = out[0].float().cpu()
         if options.preserve_color == "luminance":
             out = color.replace_luminance(content_t, color.luminance(out.clamp(0, 1)))
         out = out.clamp(0, 1)

@@ -63,6 +63,7 @@ class _LRU:
 
 class AdaINStylizer(FeedForwardNetworks, Stylizer):
     method = "adain"
+    default_stroke_scale = 1.0
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""The compact real-time network: ``stylekit.load("fast")``."""
