@@ -64,6 +64,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .timing import synchronize, timed_runs
 from .encoder import LAYER_INDEX, VGG19_LAYERS
 from .errors import StylekitError
 
@@ -88,25 +89,6 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "am
 # ---------------------------------------------------------------------------
 # measuring
 # ---------------------------------------------------------------------------
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed_runs(fn: Callable[[], object], repeats: int, warmup: int = 1, device="cpu") -> dict:
-    """``warmup`` untimed calls, then ``repeats`` timed: best, median and all runs (s)."""
-    for _ in range(warmup):
-        fn()
-    runs = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        runs.append(time.perf_counter() - start)
-    return {"best": min(runs), "median": statistics.median(runs), "runs": runs}
 
 
 def cpu_flags() -> dict:

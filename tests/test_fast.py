@@ -1,0 +1,202 @@
+"""The compact fast network: its formulas, its stylizer's controls, its trainer, its ONNX export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from stylekit.cli import main
+from stylekit.errors import StylekitError
+from stylekit.fast.model import FastNet, FastNetConfig, conv_flops, modulate, style_vector
+
+from .conftest import make_image, needs_vgg
+
+SMALL = FastNetConfig(widths=(4, 8, 8, 16), blocks=2, hidden=16, style_size=64)
+
+
+def save_net(net: FastNet, path):
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata={"kind": "fast", "model": json.dumps(net.cfg.to_dict())})
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    torch.manual_seed(0)
+    net = FastNet(SMALL)
+    with torch.no_grad():  # a head that modulates (the trained head starts at zero)
+        for p in net.head.parameters():
+            p.normal_(0, 0.05)
+    return net.eval()
+
+
+def test_modulate_is_instance_norm_then_scale_and_shift():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 5, 7, generator=g, dtype=torch.float64) * 4 - 1
+    scale, shift = torch.rand(2, 3, 1, 1, generator=g, dtype=torch.float64), torch.rand(2, 3, 1, 1, generator=g,
+                                                                                      dtype=torch.float64)
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=(2, 3), keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + 1e-5) * scale + shift
+    assert torch.allclose(modulate(x, scale, shift).double(), expected, atol=1e-5)
+
+
+def test_style_vector_is_log_statistics():
+    g = torch.Generator().manual_seed(1)
+    feats = {"relu1_1": torch.rand(1, 64, 4, 4, generator=g), "relu2_1": torch.rand(1, 128, 2, 2, generator=g),
+             "relu3_1": torch.rand(1, 256, 2, 2, generator=g)}
+    v = style_vector(feats)
+    assert v.shape == (1, 2 * (64 + 128 + 256))
+    f = feats["relu2_1"][0].double().reshape(128, -1)
+    mean, var = f.mean(1), f.var(1, correction=0)
+    assert torch.allclose(v[0, 128:256].double(), torch.log1p(mean), atol=1e-6)  # relu1_1 takes 2 x 64 first
+    assert torch.allclose(v[0, 256:384].double(), 0.5 * torch.log(var + 1e-5), atol=1e-5)
+
+
+def test_untrained_head_is_plain_instance_norm():
+    net = FastNet(SMALL)
+    params = net.modulation(torch.rand(1, SMALL.style_dim), 0.3)
+    assert len(params) == SMALL.blocks + 2
+    assert all(torch.equal(s, torch.ones_like(s)) and torch.equal(b, torch.zeros_like(b)) for s, b in params)
+
+
+def test_conv_flops_by_hand():
+    cfg = FastNetConfig(widths=(2, 2, 2, 2), blocks=0, hidden=1, style_size=64)
+    net = FastNet(cfg)
+    h = w = 16
+    convs = (2 * 2 * 3 * 9 * 16 * 16 + 2 * 2 * 2 * 9 * 8 * 8 + 2 * 2 * 2 * 9 * 4 * 4 + 2 * 2 * 2 * 9 * 2 * 2
+             # to3 at 2x2 (before its upsampling), dec3 (dw + pw) at 4x4, to2 at 4x4, dec2 at 8x8, to1 at 8x8, out
+             + 2 * 4 * 2 * 2 + 2 * (2 * 9 + 4) * 4 * 4 + 2 * 4 * 4 * 4 + 2 * (2 * 9 + 4) * 8 * 8 + 2 * 4 * 8 * 8
+             + 2 * 3 * 2 * 9 * 16 * 16)
+    head = 2 * ((cfg.style_dim + 1) * 1 + 1 * 1 + 1 * 2 * (2 + 2))
+    assert conv_flops(net, h, w) == convs + head
+
+
+def test_fast_stylizer_controls(small_net, tmp_path, encoder):
+    from stylekit.fast.stylizer import FastStylizer
+
+    model = FastStylizer.load(weights=save_net(small_net, tmp_path / "fast.safetensors"), device="cpu",
+                              precision="fp32")
+    g = torch.Generator().manual_seed(2)
+    content, s1, s2 = torch.rand(3, 44, 60, generator=g), torch.rand(3, 40, 40, generator=g), torch.rand(3, 48, 32, generator=g)
+    single = model.stylize(content, s1, size=0, style_size=0)
+    assert single.shape == content.shape and float(single.min()) >= 0 and float(single.max()) <= 1
+    blended = model.stylize(content, [s1, s2], style_weights=[2.0, 0.0], size=0, style_size=0)
+    assert torch.allclose(single, blended, atol=1e-6)
+    other = model.stylize(content, s2, size=0, style_size=0)
+    assert not torch.allclose(single, other, atol=1e-3)
+    # masks: where a mask is whole, that region is exactly its style's output away from the seam
+    mask = torch.zeros(1, 44, 60)
+    mask[:, :, :30] = 1
+    regions = model.stylize(content, [s1, s2], masks=[mask, 1 - mask], size=0, style_size=0)
+    assert regions.shape == content.shape
+    assert torch.allclose(model.stylize(content, [s1, s2], masks=[torch.ones(1, 44, 60), torch.zeros(1, 44, 60)],
+                                        size=0, style_size=0), single, atol=1e-5)
+    # alpha enters the network: a different alpha, a different output
+    assert not torch.allclose(model.stylize(content, s1, alpha=0.2, size=0, style_size=0), single, atol=1e-4)
+
+
+def test_load_refuses_other_files(tmp_path, decoder_file):
+    from stylekit.fast.stylizer import load_fast_net
+
+    with pytest.raises(StylekitError, match="not a fast-network"):
+        load_fast_net(decoder_file)
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(StylekitError, match="cannot read"):
+        load_fast_net(tmp_path / "junk.safetensors")
+
+
+@needs_vgg
+def test_cli_stylize_with_the_fast_method(small_net, tmp_path):
+    weights = save_net(small_net, tmp_path / "fast.safetensors")
+    content, style = make_image(tmp_path / "c.png", (70, 50), 1), make_image(tmp_path / "s.jpg", (64, 64), 2)
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(content), "--style", str(style), "--method", "fast", "--weights", str(weights),
+                 "-o", str(out), "--size", "64"]) == 0
+    from PIL import Image
+
+    assert Image.open(out).size == (64, 46)
+
+
+@needs_vgg
+def test_onnx_export_matches_pytorch(small_net, tmp_path, encoder):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+    import onnxruntime as ort
+
+    from stylekit.fast.model import STYLE_LAYERS
+
+    weights = save_net(small_net, tmp_path / "fast.safetensors")
+    assert main(["export", "onnx", "--method", "fast", "--weights", str(weights), "--out", str(tmp_path / "x")]) == 0
+    manifest = json.loads((tmp_path / "x" / "stylekit_fast_onnx.json").read_text())
+    g = torch.Generator().manual_seed(3)
+    content, style = torch.rand(1, 3, 40, 56, generator=g), torch.rand(1, 3, 50, 70, generator=g)
+    with torch.no_grad():
+        vec = style_vector(encoder(style, STYLE_LAYERS))
+        ref = small_net(content, vec, torch.tensor([0.6]))
+    style_sess = ort.InferenceSession(str(tmp_path / "x" / manifest["style"]))
+    net_sess = ort.InferenceSession(str(tmp_path / "x" / manifest["network"]))
+    v = style_sess.run(None, {"style": style.numpy()})[0]
+    out = net_sess.run(None, {"content": content.numpy(), "style_vector": v, "alpha": np.array([0.6], np.float32)})[0]
+    assert np.abs(v - vec.numpy()).max() < 1e-4
+    assert np.abs(out - ref.numpy()).max() < 1e-4
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    for i in range(3):
+        make_image(tmp_path / "content" / f"c{i}.jpg", (144, 128), seed=i)
+        make_image(tmp_path / "style" / f"s{i}.png", (128, 144), seed=10 + i)
+    return tmp_path / "content", tmp_path / "style"
+
+
+TINY_FAST = ["--content-resize", "128", "--style-resize", "128", "--crop", "128", "--batch-size", "2", "--widths", "4,8,8,16",
+             "--blocks", "1", "--hidden", "8", "--feature-scale", "1", "--device", "cpu", "--precision", "fp32",
+             "--sample-every", "0", "--no-progress", "--log-every", "1"]
+
+
+@needs_vgg
+def test_train_fast_resumes_bit_for_bit(tiny_data, tmp_path):
+    from safetensors.torch import load_file
+
+    content, style = tiny_data
+    base = ["train", "fast", "--content", str(content), "--style", str(style), *TINY_FAST]
+    assert main([*base, "--out", str(tmp_path / "a"), "--max-steps", "3"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--max-steps", "2"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--max-steps", "3", "--resume"]) == 0
+    a, b = load_file(str(tmp_path / "a" / "weights.safetensors")), load_file(str(tmp_path / "b" / "weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "a" / "log.csv").read_text().splitlines()
+    assert rows[0].split(",")[:6] == ["step", "elapsed_s", "lr", "loss", "distill", "feature"]
+    assert (tmp_path / "a" / "log.csv").read_text().splitlines()[1:] != []
+    assert [r.split(",")[3:6] for r in rows[1:]] == [r.split(",")[3:6] for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
+
+
+@needs_vgg
+def test_fast_loss_terms(tiny_data):
+    """The distillation loss is the L1 distance to the teacher's output; the feature term the relu3_1 MSE."""
+    import torch.nn.functional as F
+
+    from stylekit.fast.train import FastTrainConfig, FastTrainTask
+    from stylekit.measures import downsample
+
+    content, style = tiny_data
+    cfg = FastTrainConfig(content=str(content), style=str(style), batch_size=2, widths="4,8,8,16", blocks=1, hidden=8, feature_scale=2, device="cpu",
+                          precision="fp32", distill_weight=2.0, feature_weight=0.5, crop=128, content_resize=128,
+                          style_resize=128)
+    task = FastTrainTask(cfg, warn=lambda m: None)
+    g = torch.Generator().manual_seed(4)
+    c, s, a = torch.rand(2, 3, 128, 128, generator=g), torch.rand(2, 3, 128, 128, generator=g), torch.tensor([1.0, 0.4])
+    total, parts = task.losses(c, s, a)
+    with torch.no_grad():
+        target = torch.stack([task.teacher.stylize(ci, si, alpha=float(ai), size=0, style_size=0, stroke_scale=128 / 512)
+                              for ci, si, ai in zip(c, s, a)])
+        out = task.student.module(c, style_vector(task.encoder(s, ("relu1_1", "relu2_1", "relu3_1"))), a)
+        l1 = F.l1_loss(out, target)
+        feat = F.mse_loss(task.encoder.encode(downsample(out, 2)), task.encoder.encode(downsample(target, 2)))
+    assert parts["distill"].item() == pytest.approx(l1.item(), rel=1e-4)
+    assert parts["feature"].item() == pytest.approx(feat.item(), rel=1e-3)
+    assert total.item() == pytest.approx(2.0 * l1.item() + 0.5 * feat.item(), rel=1e-3)
