@@ -1,6 +1,6 @@
 """The web service: ``POST /v1/stylize``, a browser page at ``/``, ``/healthz``,
-the bundled pictures and style gallery, and the API docs at ``/docs`` (served
-from the ``fastapi-offline`` package, so they work without a network).
+the bundled pictures and style gallery, and the API docs at ``/docs`` (Swagger
+UI served from the ``fastapi-offline`` package, so they work without a network).
 
 Everything CPU-bound (decoding, stylizing, encoding) runs in a small thread
 pool behind an asyncio semaphore, so requests queue instead of exhausting
@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Mapping
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, ImageOps
@@ -79,8 +79,9 @@ STYLES: dict[str, Picture] = {key: p for key, p in EXAMPLES.items() if p.role ==
 #: Longer side of the thumbnails the page shows in its pickers.
 THUMBNAIL_SIDE = 192
 
-#: Swagger UI and ReDoc, from the fastapi-offline package: /docs must not need a CDN.
-DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+#: Swagger UI, from the fastapi-offline package: /docs must not need a CDN. (No ReDoc: its
+#: bundle fetches a logo from the vendor's CDN.)
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
 
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg")}
 _TRUE = {"1", "true", "yes", "on"}
@@ -513,7 +514,7 @@ def create_app(
     async def index():
         html = (STATIC / "index.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:",
             "Cache-Control": "no-cache",
         })
 
@@ -523,12 +524,6 @@ def create_app(
             openapi_url=app.openapi_url, title="stylekit API", swagger_js_url="/docs/assets/swagger-ui-bundle.js",
             swagger_css_url="/docs/assets/swagger-ui.css", swagger_favicon_url="/docs/assets/favicon.png",
         )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc():
-        return get_redoc_html(openapi_url=app.openapi_url, title="stylekit API", with_google_fonts=False,
-                              redoc_js_url="/docs/assets/redoc.standalone.js",
-                              redoc_favicon_url="/docs/assets/favicon.png")
 
     @app.get("/docs/assets/{name}", include_in_schema=False)
     async def docs_asset(name: str):
