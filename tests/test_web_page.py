@@ -34,7 +34,7 @@ from stylekit.pipeline import Stylizer  # noqa: E402
 from stylekit.server import Limits, create_app  # noqa: E402
 
 from .conftest import needs_vgg, seeded_image  # noqa: E402
-from .test_server_live import running  # noqa: E402
+from .test_server_live import _one_torch_thread, running  # noqa: E402,F401 (an autouse fixture)
 
 pytestmark = [needs_vgg, pytest.mark.slow]
 
@@ -45,14 +45,6 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 DONE = "document.getElementById('result').dataset.state === 'done'"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class SlowStylizer(Stylizer):

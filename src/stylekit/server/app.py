@@ -422,6 +422,34 @@ def _thumbnail(path: Path) -> bytes:
     return buf.getvalue()
 
 
+def _add_picture_routes(app: FastAPI, prefix: str, pictures: Mapping[str, Picture], noun: str, summary: str) -> None:
+    """``GET prefix`` (the list), ``prefix/{id}`` (the file) and ``prefix/{id}/thumbnail``;
+    only the ids of ``pictures`` are served."""
+    cache = {"Cache-Control": "public, max-age=86400"}
+
+    def find(picture_id: str) -> Picture:
+        entry = pictures.get(picture_id)
+        if entry is None:
+            raise HTTPException(404, f"no {noun} {picture_id!r}; available: {', '.join(pictures)}")
+        return entry
+
+    @app.get(prefix, summary=summary)
+    async def listing():
+        return [{"id": key, "title": p.title, "painter": p.painter, "role": p.role, "url": f"{prefix}/{key}",
+                 "thumbnail": f"{prefix}/{key}/thumbnail"} for key, p in pictures.items()]
+
+    @app.get(prefix + "/{picture_id}", summary=f"One {noun} (by id, from a fixed list)", response_class=FileResponse)
+    async def image(picture_id: str):
+        entry = find(picture_id)
+        media_type = mimetypes.guess_type(entry.file.name)[0] or "application/octet-stream"
+        return FileResponse(entry.file, media_type=media_type, headers=cache)
+
+    @app.get(prefix + "/{picture_id}/thumbnail", summary=f"A small JPEG of one {noun}", response_class=Response)
+    async def thumbnail(picture_id: str):
+        data = await run_in_threadpool(_thumbnail, find(picture_id).file)
+        return Response(data, media_type="image/jpeg", headers=cache)
+
+
 def _docs_assets() -> Path | None:
     spec = importlib.util.find_spec("fastapi_offline")
     if spec is None or spec.origin is None:
@@ -549,50 +577,10 @@ def create_app(
             "queue": slots.waiting,
         }
 
-    def listing(pictures: Mapping[str, Picture], prefix: str) -> list[dict]:
-        return [{"id": key, "title": p.title, "painter": p.painter, "role": p.role, "url": f"{prefix}/{key}",
-                 "thumbnail": f"{prefix}/{key}/thumbnail"} for key, p in pictures.items()]
-
-    def picture(pictures: Mapping[str, Picture], key: str, what: str) -> Picture:
-        entry = pictures.get(key)
-        if entry is None:
-            raise HTTPException(404, f"no {what} {key!r}; available: {', '.join(pictures)}")
-        return entry
-
-    def image_file(entry: Picture) -> FileResponse:
-        media_type = mimetypes.guess_type(entry.file.name)[0] or "application/octet-stream"
-        return FileResponse(entry.file, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
-
-    async def thumbnail(entry: Picture) -> Response:
-        data = await run_in_threadpool(_thumbnail, entry.file)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
-
-    @app.get("/v1/examples", summary="The bundled example pictures (photos as content, paintings as style)")
-    async def examples():
-        return listing(EXAMPLES, "/v1/examples")
-
-    @app.get("/v1/examples/{example_id}", summary="One bundled example picture (by id, from a fixed list)",
-             response_class=FileResponse)
-    async def example(example_id: str):
-        return image_file(picture(EXAMPLES, example_id, "example"))
-
-    @app.get("/v1/examples/{example_id}/thumbnail", summary="A small JPEG of one example picture",
-             response_class=Response)
-    async def example_thumbnail(example_id: str):
-        return await thumbnail(picture(EXAMPLES, example_id, "example"))
-
-    @app.get("/v1/styles", summary="The style gallery: paintings with title and painter")
-    async def styles():
-        return listing(STYLES, "/v1/styles")
-
-    @app.get("/v1/styles/{style_id}", summary="One painting of the style gallery", response_class=FileResponse)
-    async def style_image(style_id: str):
-        return image_file(picture(STYLES, style_id, "style"))
-
-    @app.get("/v1/styles/{style_id}/thumbnail", summary="A small JPEG of one gallery painting",
-             response_class=Response)
-    async def style_thumbnail(style_id: str):
-        return await thumbnail(picture(STYLES, style_id, "style"))
+    _add_picture_routes(app, "/v1/examples", EXAMPLES, "example picture",
+                        "The bundled example pictures (photos as content, paintings as style)")
+    _add_picture_routes(app, "/v1/styles", STYLES, "gallery painting",
+                        "The style gallery: paintings with title and painter")
 
     @app.post(
         "/v1/stylize",
