@@ -48,16 +48,18 @@ DONE = "document.getElementById('result').dataset.state === 'done'"
 
 
 class SlowStylizer(Stylizer):
-    """Returns the content after ``pause`` seconds: a stand-in for a slow method."""
+    """Returns the content after ``pause`` seconds and once ``go`` is set: a stand-in for a slow method."""
 
     method = "style-swap"
     device = torch.device("cpu")
 
     def __init__(self, pause: float):
-        self.pause = pause
+        self.pause, self.go = pause, threading.Event()
+        self.go.set()
 
     def transfer(self, content, styles, weights, masks, alpha):
         time.sleep(self.pause)
+        self.go.wait(60)
         return content
 
 
@@ -92,7 +94,7 @@ def server(decoder_file, fast_weights_file):
     models = {
         "adain": stylekit.load("adain", device="cpu", weights=decoder_file),
         "fast": stylekit.load("fast", device="cpu", weights=fast_weights_file),
-        "style-swap": SlowStylizer(1.5),
+        "style-swap": SlowStylizer(1.0),
     }
     calls = Calls(models)
     with running(create_app(models, limits=Limits(max_side=1024))) as url:
@@ -359,12 +361,17 @@ def test_progress_with_an_estimate_and_cancel(open_page, server):
     page.select_option("#method", "style-swap")
     assert page.input_value("#stroke") == "0"  # the method's default: one pass
     stylize(page)  # the first run teaches the page how long this method takes
-    page.click("#stylize")
-    page.wait_for_selector("#progress:not([hidden])")
-    page.wait_for_function("/of about \\d+(\\.\\d)? s/.test(document.getElementById('progress-text').textContent)")
-    assert page.inner_text("#progress-text").startswith("Stylizing with Style swap (slow)")
-    page.click("#cancel")
-    page.wait_for_function("document.getElementById('status').textContent === 'cancelled'")
+    slow = server.calls.models["style-swap"]
+    slow.go.clear()  # the next one runs until the test lets it end
+    try:
+        page.click("#stylize")
+        page.wait_for_selector("#progress:not([hidden])")
+        page.wait_for_function("/of about \\d+(\\.\\d)? s/.test(document.getElementById('progress-text').textContent)")
+        assert page.inner_text("#progress-text").startswith("Stylizing with Style swap (slow)")
+        page.click("#cancel")
+        page.wait_for_function("document.getElementById('status').textContent === 'cancelled'")
+    finally:
+        slow.go.set()
     assert page.is_hidden("#progress") and page.get_attribute("#result", "data-state") == "done"
     assert "stale" in page.get_attribute("#result", "class")
 
