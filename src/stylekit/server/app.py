@@ -53,7 +53,6 @@ STATIC = Path(__file__).resolve().with_name("static")
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"  # shipped with the package, also the README's
 
 
-
 @dataclass(frozen=True)
 class Picture:
     """An image the server offers by id: a photo to stylize (role ``"content"``)
