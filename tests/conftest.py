@@ -80,14 +80,19 @@ def stylizer(encoder, random_decoder):
     return AdaINStylizer(encoder, random_decoder, device="cpu")
 
 
-def make_image(path: Path, size=(64, 48), seed: int = 0, mode: str = "RGB", **save_kwargs) -> Path:
-    """A small seeded image with some structure (gradients + noise)."""
+def seeded_image(size=(64, 48), seed: int = 0) -> Image.Image:
+    """A small seeded RGB image with some structure (gradients + noise)."""
     rng = np.random.default_rng(seed)
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
     arr = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1), ((xx + yy) % 17) / 16.0], -1)
     arr = np.clip(arr * 200 + rng.integers(0, 55, arr.shape), 0, 255).astype(np.uint8)
-    img = Image.fromarray(arr, "RGB")
+    return Image.fromarray(arr, "RGB")
+
+
+def make_image(path: Path, size=(64, 48), seed: int = 0, mode: str = "RGB", **save_kwargs) -> Path:
+    """:func:`seeded_image` saved at ``path``."""
+    img = seeded_image(size, seed)
     if mode != "RGB":
         img = img.convert(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +113,23 @@ def decoder_file(tmp_path_factory, random_decoder):
 
     path = tmp_path_factory.mktemp("weights") / "decoder.safetensors"
     save_file({k: v.contiguous() for k, v in random_decoder.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fast_weights_file(tmp_path_factory):
+    """A seeded untrained fast network saved as its trainer saves one (plumbing, not quality)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from stylekit.fast.model import FastNet, FastNetConfig
+
+    torch.manual_seed(0)
+    net = FastNet(FastNetConfig())
+    path = tmp_path_factory.mktemp("weights") / "fast.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
+              metadata={"kind": "fast", "model": json.dumps(FastNetConfig().to_dict())})
     return path
 
 

@@ -9,6 +9,7 @@ untrained decoder (``decoder_file``) and the real VGG encoder; images are tiny.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 
@@ -24,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import stylekit  # noqa: E402
 from stylekit.pipeline import Stylizer  # noqa: E402
-from stylekit.server import EXAMPLES, Limits, create_app  # noqa: E402
+from stylekit.server import EXAMPLES, STYLES, Limits, create_app, load_models  # noqa: E402
 
 from .conftest import needs_vgg  # noqa: E402
 
@@ -190,11 +191,27 @@ def test_request_timeout_is_503_json():
 
 
 def test_model_injected_directly_and_healthz():
-    app = create_app(SlowStylizer(0))
+    app = create_app(SlowStylizer(0.1))
     with TestClient(app) as c:
         info = c.get("/healthz").json()
+        assert info["seconds_per_megapixel"] == {}
+        assert c.post("/v1/stylize", files=files(), data=SMALL).status_code == 200
+        after = c.get("/healthz").json()["seconds_per_megapixel"]
     assert info["status"] == "ok" and info["device"] == "cpu" and info["methods"] == ["adain"]
     assert info["limits"]["max_concurrency"] == 1
+    assert info["stroke_scale_defaults"] == {"adain": None}  # this stub's; the real adain's is 1
+    assert after["adain"] > 0.1 / (64 * 48 / 1e6)  # the stub pauses 0.1 s for a 64x48 picture
+
+
+def test_load_models_takes_the_fast_network(decoder_file, fast_weights_file):
+    models = load_models(["adain", "fast"], device="cpu", weights=decoder_file, fast_weights=fast_weights_file)
+    assert [m.method for m in models.values()] == ["adain", "fast"]
+    app = create_app(models)
+    with TestClient(app) as c:
+        info = c.get("/healthz").json()
+        r = c.post("/v1/stylize", files=files(), data={**SMALL, "method": "fast"})
+    assert info["methods"] == ["adain", "fast"] and info["stroke_scale_defaults"] == {"adain": 1.0, "fast": None}
+    assert r.status_code == 200 and r.headers["X-Stylekit-Method"] == "fast" and decode(r).size == (64, 48)
 
 
 def test_limits_are_checked():
@@ -206,35 +223,66 @@ def test_limits_are_checked():
         create_app()
 
 
-def test_page_is_self_contained():
+def test_page_and_its_files_come_from_the_package():
     with TestClient(create_app(SlowStylizer(0))) as c:
         r = c.get("/")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    html = r.text
-    for needed in ('id="content-file"', 'id="style-file"', 'id="alpha"', 'id="preserve-color"', 'id="size"',
-                   'id="stylize"', 'id="result"', "/v1/stylize", "X-Stylekit-Seconds"):
-        assert needed in html
-    assert "http://" not in html and "https://" not in html and "src=\"//" not in html  # no CDN
-    assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assets = [a for a in re.findall(r'<(?:script|link)[^>]*(?:src|href)="([^"]+)"', r.text) if a != "data:,"]
+        assert sorted(assets) == ["/static/app.css", "/static/app.js"]
+        texts = [r.text] + [c.get(a).text for a in assets]
+        assert c.get("/static/app.js").headers["content-type"].startswith(("text/javascript", "application/javascript"))
+        assert_error(c.get("/static/..%2Fapp.py"), 404)
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp  # no inline script can run
+    for text in texts:
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text  # no CDN
+    assert "<script>" not in r.text and "<style>" not in r.text and " on" + "click=" not in r.text
 
 
-def test_examples_are_a_fixed_whitelist():
+@pytest.mark.parametrize("prefix, pictures", [("/v1/examples", EXAMPLES), ("/v1/styles", STYLES)])
+def test_pictures_are_a_fixed_whitelist(prefix, pictures):
     with TestClient(create_app(SlowStylizer(0))) as c:
-        listing = c.get("/v1/examples").json()
-        assert [e["id"] for e in listing] == list(EXAMPLES)
+        listing = c.get(prefix).json()
+        assert [e["id"] for e in listing] == list(pictures)
         for entry in listing:
+            assert entry["title"] and entry["role"] in ("content", "style")
             r = c.get(entry["url"])
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
-            assert min(decode(r).size) >= 16
+            full = decode(r)
+            thumb = c.get(entry["thumbnail"])
+            assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+            small = decode(thumb)
+            assert max(small.size) == min(192, max(full.size)) < max(full.size)
+            assert abs(small.size[0] / small.size[1] - full.size[0] / full.size[1]) < 0.02
         for bad in ("nope", "chelsea.jpg", "..%2F..%2Fpyproject.toml", "%2Fetc%2Fpasswd", "..", "chelsea%00"):
-            assert_error(c.get(f"/v1/examples/{bad}"), 404)
+            assert_error(c.get(f"{prefix}/{bad}"), 404)
+            assert_error(c.get(f"{prefix}/{bad}/thumbnail"), 404)
 
 
-def test_docs_and_openapi():
+def test_gallery_holds_the_paintings_and_examples_keep_their_roles():
+    assert STYLES and all(p.role == "style" and p.painter for p in STYLES.values())
     with TestClient(create_app(SlowStylizer(0))) as c:
-        assert c.get("/docs").status_code == 200
+        roles = {e["id"]: e["role"] for e in c.get("/v1/examples").json()}
+    assert roles == {"chelsea": "content", "coffee": "content", "swirls": "style", "mosaic": "style"}
+
+
+def test_docs_use_only_the_packages_assets():
+    with TestClient(create_app(SlowStylizer(0))) as c:
         spec = c.get("/openapi.json").json()
-    assert "/v1/stylize" in spec["paths"] and "/healthz" in spec["paths"]
+        r = c.get("/docs")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert "http://" not in r.text and "https://" not in r.text and "//cdn" not in r.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+        assert len(assets) == 3
+        for asset in assets:
+            got = c.get(asset)
+            assert got.status_code == 200 and len(got.content) > 1000, asset
+        assert_error(c.get("/docs/assets/..%2F__init__.py"), 404)
+        assert_error(c.get("/docs/assets/redoc.standalone.js"), 404)
+        assert_error(c.get("/redoc"), 404)
+    assert "/v1/stylize" in spec["paths"] and "/healthz" in spec["paths"] and "/v1/styles" in spec["paths"]
+    fields = spec["components"]["schemas"]["Body_stylize_v1_stylize_post"]["properties"]
+    assert "stroke_scale" in fields and "request" not in fields
 
 
 def test_body_limit_from_content_length_before_reading():
@@ -339,6 +387,23 @@ def test_preserve_color(client, model, value, mode):
 
 
 @needs_vgg
+@pytest.mark.parametrize("stroke_scale", [0, 0.5, 2])
+def test_stroke_scale(client, model, stroke_scale):
+    r = client.post("/v1/stylize", files=files(), data={**SMALL, "stroke_scale": str(stroke_scale)})
+    assert r.status_code == 200, r.text
+    assert np.array_equal(pixels(decode(r)), api_pixels(model, stroke_scale=stroke_scale))
+
+
+@needs_vgg
+def test_no_stroke_scale_is_the_methods_default(client, model):
+    r = client.post("/v1/stylize", files=files(), data={**SMALL, "stroke_scale": ""})
+    assert r.status_code == 200, r.text
+    got = pixels(decode(r))
+    assert np.array_equal(got, api_pixels(model, stroke_scale=model.default_stroke_scale))
+    assert not np.array_equal(got, api_pixels(model, stroke_scale=0))
+
+
+@needs_vgg
 def test_odd_but_valid_inputs(client):
     # grey PNG, CMYK JPEG, a GIF: decoded like the CLI does
     for content in (png_bytes((40, 30), 4, mode="L"), png_bytes((40, 30), 5, fmt="JPEG", mode="CMYK"),
@@ -390,12 +455,14 @@ def truncated(data: bytes) -> bytes:
 BAD = [
     ("missing content", dict(files=files(content=None)), 400, "content image is needed"),
     ("missing style", dict(files=files(styles=())), 400, "at least one style"),
-    ("content not an image", dict(files=files(content=b"hello, not an image")), 400, "not an image"),
-    ("style not an image", dict(files=files(styles=(STYLE, b"GIF89a nonsense"))), 400, "style 2"),
+    ("content not an image", dict(files=files(content=b"hello, not an image")), 400,
+     "not an image (or an unsupported format): content.png (content)"),
+    ("style not an image", dict(files=files(styles=(STYLE, b"GIF89a nonsense"))), 400, "style1.png (style 2)"),
     ("empty content", dict(files=files(content=b"")), 400, "content"),
     ("truncated png", dict(files=files(content=truncated(CONTENT))), 400, "content"),
     ("truncated jpeg", dict(files=files(styles=(truncated(STYLE),))), 400, "style 1"),
-    ("tiny image", dict(files=files(content=png_bytes((8, 8))), data={**SMALL, "size": "0"}), 400, "at least 16"),
+    ("tiny image", dict(files=files(content=png_bytes((8, 8))), data={**SMALL, "size": "0"}), 400,
+     "content.png (content): image is 8x8; both sides must be at least 16"),
     ("alpha 2", dict(data={**SMALL, "alpha": "2"}), 400, "alpha must be in [0, 1]"),
     ("alpha -0.1", dict(data={**SMALL, "alpha": "-0.1"}), 400, "alpha must be in [0, 1]"),
     ("alpha nan", dict(data={**SMALL, "alpha": "nan"}), 400, "alpha"),
@@ -408,12 +475,13 @@ BAD = [
      "comma-separated numbers"),
     ("weights count", dict(files=files(styles=(STYLE, STYLE2)), data={**SMALL, "style_weights": "1,2,3"}), 400,
      "3 style weights for 2 styles"),
-    ("mask wrong size", dict(files=files(masks=(mask_bytes((40, 30)),))), 400, "masks must match the content's size"),
+    ("mask wrong size", dict(files=files(masks=(mask_bytes((40, 30)),))), 400,
+     "mask0.png (mask 1) is 40x30 but the content image is 80x60"),
     ("mask count", dict(files=files(styles=(STYLE, STYLE2), masks=(mask_bytes(),))), 400, "one mask per style"),
     ("mask not an image", dict(files=files(masks=(b"nope",))), 400, "mask 1"),
     ("masks and weights", dict(files=files(styles=(STYLE, STYLE2), masks=(mask_bytes(), mask_bytes(left=False))),
                                data={**SMALL, "style_weights": "1,1"}), 400, "not both"),
-    ("all-black mask", dict(files=files(masks=(black_mask(),))), 400, "all black"),
+    ("all-black mask", dict(files=files(masks=(black_mask(),))), 400, "mask0.png (mask 1) is all black"),
     ("unknown method", dict(data={**SMALL, "method": "picasso"}), 400, "unknown method 'picasso'"),
     ("method not loaded", dict(data={**SMALL, "method": "gatys"}), 400, "this server offers: adain"),
     ("bad format", dict(data={**SMALL, "format": "gif"}), 400, "format must be png or jpeg"),
@@ -421,11 +489,17 @@ BAD = [
     ("bad crop", dict(data={**SMALL, "crop": "maybe"}), 400, "crop must be true or false"),
     ("size too small", dict(data={**SMALL, "size": "5"}), 400, "size must be 0 or at least 16"),
     ("negative size", dict(data={**SMALL, "size": "-1"}), 400, "non-negative"),
-    ("size beyond limit", dict(data={**SMALL, "size": "5000"}), 413, "limit of 1024"),
-    ("output beyond limit", dict(data={**SMALL, "size": "1000"}), 413, "ask for a smaller size"),
-    ("too many pixels", dict(files=files(content=flat_png((1200, 1000)))), 413, "1200x1000 pixels"),
-    ("decompression bomb", dict(files=files(styles=(flat_png((20000, 20000)),))), 413, "style 1: image declares a size beyond"),
-    ("too many styles", dict(files=files(styles=(STYLE,) * 5)), 413, "at most 4"),
+    ("size beyond limit", dict(data={**SMALL, "size": "5000"}), 422,
+     "size 5000 is more than this server's limit of 1024"),
+    ("style size beyond limit", dict(data={**SMALL, "style_size": "1500"}), 422, "style_size 1500 is more than"),
+    ("output beyond limit", dict(data={**SMALL, "size": "1000"}), 422, "limit of 300,000; ask for a smaller size"),
+    ("too many pixels", dict(files=files(content=flat_png((1200, 1000)))), 422,
+     "content.png (content): image is 1200x1000 pixels, more than this server's limit of 1,000,000"),
+    ("decompression bomb", dict(files=files(styles=(flat_png((20000, 20000)),))), 422,
+     "style0.png (style 1): image declares a size beyond this server's limit"),
+    ("too many styles", dict(files=files(styles=(STYLE,) * 5)), 422, "at most 4"),
+    ("stroke scale out of range", dict(data={**SMALL, "stroke_scale": "8"}), 400, "stroke scale must be 0"),
+    ("stroke scale not a number", dict(data={**SMALL, "stroke_scale": "big"}), 422, "stroke_scale"),
     ("content as text field", dict(files=files(content=None), data={**SMALL, "content": "x"}), 422, "content"),
     ("oversized body", dict(files=files(content=b"\0" * 2_100_000)), 413, "larger than this server's limit"),
 ]

@@ -548,7 +548,8 @@ def cmd_serve(args) -> int:
         request_timeout_s=args.timeout, max_side=args.max_side,
     )
     serve(args.host, args.port, methods=args.methods, device=args.device, weights=args.weights,
-          encoder_weights=args.encoder_weights, limits=limits, log_level=args.log_level)
+          encoder_weights=args.encoder_weights, fast_weights=args.fast_weights, limits=limits,
+          log_level=args.log_level)
     return 0
 
 
@@ -573,6 +574,8 @@ def _add_serve_and_video(commands) -> None:
     p.add_argument("--methods", nargs="+", default=["adain"], choices=METHODS, metavar="METHOD",
                    help=f"methods to load at start-up, of {', '.join(METHODS)} (default: adain)")
     p.add_argument("--weights", help="adain decoder weights (default: the shipped one)")
+    p.add_argument("--fast-weights", help="fast network weights, for --methods fast: the page's instant previews "
+                                          "and webcam mode (default: the shipped one)")
     p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, then the cache)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--concurrency", type=int, default=1, help="stylizations at once; others queue (default: 1)")

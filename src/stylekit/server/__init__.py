@@ -3,6 +3,6 @@
 Needs the ``[serve]`` extra (``pip install 'stylekit[serve]'``).
 """
 
-from .app import EXAMPLES, Limits, create_app, load_models, serve
+from .app import EXAMPLES, STYLES, Limits, Picture, create_app, load_models, serve
 
-__all__ = ["EXAMPLES", "Limits", "create_app", "load_models", "serve"]
+__all__ = ["EXAMPLES", "STYLES", "Limits", "Picture", "create_app", "load_models", "serve"]
