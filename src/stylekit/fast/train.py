@@ -138,13 +138,14 @@ class FastTrainTask:
     def learning_rate(self) -> float:
         return self.step_lr
 
+    @torch.no_grad()
     def teach(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """The teacher's outputs for a batch: adain as ``stylekit stylize`` runs it, pair by pair."""
+        """The teacher's outputs for a batch: adain's default coarse-to-fine stylization, pair by pair."""
         # a crop is a part of a picture at the reference size: the style keeps the scale it has there
         scale = self.cfg.crop / REFERENCE_SIDE
-        outs = [self.teacher.stylize(c, s, alpha=float(a), size=0, style_size=0, stroke_scale=scale)
+        outs = [self.teacher.transfer_coarse_to_fine(c[None], [s[None]], [1.0], None, float(a), scale)[0]
                 for c, s, a in zip(content, style, alpha)]
-        return torch.stack(outs).to(self.device).clone()  # a normal tensor: the losses save it for backward
+        return torch.stack(outs).clamp(0, 1).to(self.device).clone()  # a normal tensor: the losses save it
 
     def style_features(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad(), autocast(self.device, self.dtype):
