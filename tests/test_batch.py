@@ -10,9 +10,8 @@ import torch
 import stylekit.api
 from stylekit.cli import main
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
-pytestmark = needs_vgg
 
 N_GOOD = 30
 SIZES = ["--size", "32", "--style-size", "32"]

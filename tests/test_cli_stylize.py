@@ -21,9 +21,8 @@ from PIL import Image
 from stylekit.cli import main
 from stylekit.errors import StylekitError
 
-from .conftest import REPO, make_image, needs_vgg
+from .conftest import REPO, make_image
 
-pytestmark = needs_vgg
 
 SIZES = ["--size", "64", "--style-size", "64"]
 

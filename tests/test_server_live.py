@@ -26,9 +26,8 @@ uvicorn = pytest.importorskip("uvicorn", reason="the [serve] extra is not instal
 import stylekit  # noqa: E402
 from stylekit.server import Limits, create_app  # noqa: E402
 
-from .conftest import REPO, make_image, needs_vgg  # noqa: E402
+from .conftest import REPO, make_image  # noqa: E402
 
-pytestmark = needs_vgg
 
 CHROMIUM = Path(os.environ.get("STYLEKIT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from stylekit.cli import main
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 TINY = ["--resize", "40", "--crop", "32", "--batch-size", "2", "--precision", "fp32", "--device", "cpu"]
 
@@ -42,7 +42,6 @@ def train_args(data, run_dir, *extra):
     return ["train", "adain", "--content", str(content), "--style", str(style), "--out", str(run_dir), *TINY, *extra]
 
 
-@needs_vgg
 def test_two_steps_write_weights_log_samples(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(tiny_data, run, "--max-steps", "2", "--log-every", "1", "--sample-every", "2", "--no-progress")) == 0
@@ -58,7 +57,6 @@ def test_two_steps_write_weights_log_samples(tiny_data, tmp_path, capsys):
     assert main(train_args(tiny_data, run, "--max-steps", "2", "--no-progress")) == 2
 
 
-@needs_vgg
 def test_loss_is_the_papers(tiny_data):
     """Content loss against the AdaIN target t (not the content features), mean/std style loss."""
     from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
@@ -94,7 +92,6 @@ def test_loss_is_the_papers(tiny_data):
     assert total.item() == pytest.approx(0.5 * ref_c.item() + 7.0 * ref_s.item(), rel=1e-4)
 
 
-@needs_vgg
 def test_inverse_lr_decay(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert main(train_args(tiny_data, run, "--max-steps", "3", "--log-every", "1", "--lr", "1e-3",
@@ -103,7 +100,6 @@ def test_inverse_lr_decay(tiny_data, tmp_path):
     assert lrs == pytest.approx([1e-3 / (1 + 0.5 * s) for s in range(3)])
 
 
-@needs_vgg
 def test_resume_rejects_changed_config(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert main(train_args(tiny_data, run, "--max-steps", "1", "--sample-every", "0", "--no-progress")) == 0
@@ -114,7 +110,6 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "stylekit", *args]
 
 
-@needs_vgg
 @pytest.mark.slow
 def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     """kill -9 a run several times at random moments; the resumed run ends with the
