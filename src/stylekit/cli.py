@@ -328,13 +328,17 @@ def cmd_bench(args) -> int:
 
 
 def _add_bench(commands) -> None:
-    from .bench import DEFAULT_SIZES, DEFAULT_STEPS, METHODS as BENCH_METHODS
-
-    p = commands.add_parser(
+    commands.add_parser(
         "bench", help="seconds per image of every method (the AdaIN paper's Table 1)",
         description="Time each method with and without style encoding at square sizes: the median of --repeats "
                     "runs after --warmup runs, from image tensors already on the device. See docs/benchmarks.md.",
+        build=_bench_args,
     )
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    from .bench import DEFAULT_SIZES, DEFAULT_STEPS, METHODS as BENCH_METHODS
+
     p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), metavar="PX",
                    help="square sizes of content and style (default: 256 512)")
     p.add_argument("--methods", nargs="+", default=list(BENCH_METHODS), choices=BENCH_METHODS, metavar="METHOD",
@@ -425,10 +429,13 @@ def cmd_export_onnx(args) -> int:
 
 
 def _add_export(commands) -> None:
+    commands.add_parser("export", help="export a model to another format",
+                        description="Export models for other runtimes. See docs/performance.md.", build=_export_args)
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
     from .onnx_backend import OPSET
 
-    p = commands.add_parser("export", help="export a model to another format",
-                            description="Export models for other runtimes. See docs/performance.md.")
     formats = p.add_subparsers(dest="format", metavar="FORMAT", required=True)
     o = formats.add_parser("onnx", help="the AdaIN encoder and decoder as two ONNX models (needs the [onnx] extra)",
                            description="Write DIR/encoder.onnx (image -> features), DIR/decoder.onnx (features -> "
@@ -692,7 +699,30 @@ def _add_spade(commands) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors (an unknown choice, a missing argument) take
     the same one-line form as every other error: ``stylekit: error: ...``, exit 2.
-    Sub-command parsers inherit it (``add_subparsers`` uses the parent's class)."""
+    Sub-command parsers inherit it (``add_subparsers`` uses the parent's class).
+
+    ``build(parser)``, if given, adds the arguments when the parser is first
+    used (parsing or help): building some sub-commands imports torch, which
+    ``stylekit --help`` and the other sub-commands never need."""
+
+    def __init__(self, *args, build=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._build = build
+
+    def built(self) -> "_Parser":
+        if self._build is not None:
+            build, self._build = self._build, None
+            build(self)
+        return self
+
+    def parse_known_args(self, args=None, namespace=None):
+        return super(_Parser, self.built()).parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        return super(_Parser, self.built()).format_help()
+
+    def format_usage(self) -> str:
+        return super(_Parser, self.built()).format_usage()
 
     def error(self, message: str):
         self.exit(2, f"stylekit: error: {message} (see '{self.prog} --help')\n")
@@ -728,20 +758,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(commands)
     _add_spade(commands)
 
-    train = commands.add_parser("train", help="train a model")
+    commands.add_parser("train", help="train a model", build=_add_trainers,
+                        description="Train a network; RUN_DIR keeps checkpoints, so --resume continues a run.")
+    from .singan.commands import add_commands as add_singan_commands
+
+    add_singan_commands(commands)
+    return parser
+
+
+def _add_trainers(train: argparse.ArgumentParser) -> None:
     trainers = train.add_subparsers(dest="trainer", metavar="METHOD")
     trainers.required = True
     for name, (_, _, _, help_text) in TRAINERS.items():
-        p = trainers.add_parser(name, help=help_text)
-        add_arguments(p, _trainer(name)[0])
-        _add_train_loop_args(p, default_steps=160_000)
-        p.set_defaults(func=cmd_train)
-    # SinGAN (issue 11): its own flags (one image, per-scale steps); parsing in stylekit.singan.commands
-    from .singan.commands import add_commands as add_singan_commands, add_train_parser as add_singan_trainer
+        trainers.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.",
+                            build=lambda p, name=name: _train_args(p, name))
+    # SinGAN: its own flags (one image, per-scale steps); parsing in stylekit.singan.commands
+    from .singan.commands import add_train_parser as add_singan_trainer
 
     add_singan_trainer(trainers)
-    add_singan_commands(commands)
-    return parser
+
+
+def _train_args(p: argparse.ArgumentParser, name: str) -> None:
+    add_arguments(p, _trainer(name)[0])
+    _add_train_loop_args(p, default_steps=160_000)
+    p.set_defaults(func=cmd_train)
 
 
 def main(argv=None) -> int:
