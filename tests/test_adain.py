@@ -212,12 +212,12 @@ def test_control_validation(stylizer):
         ({"alpha": float("nan")}, "alpha must be in"),
         ({"style_weights": [-1.0]}, "non-negative"),
         ({"style_weights": [0.0]}, "not all be zero"),
-        ({"style_weights": [1.0, 2.0]}, "2 style weights for 1 styles"),
+        ({"style_weights": [1.0, 2.0]}, "2 style weights for 1 style"),
         ({"preserve_color": "sepia"}, "preserve_color must be one of"),
         ({"size": 5}, "at least 16"),
         ({"masks": [torch.zeros(1, 32, 32)]}, "all black"),
-        ({"masks": [torch.ones(1, 31, 32)]}, "masks must match the content's size"),
-        ({"masks": [torch.ones(1, 32, 32)] * 2}, "2 masks for 1 styles"),
+        ({"masks": [torch.ones(1, 16, 32)]}, "mask 1 is 32x16 but the content image is 32x32: another aspect ratio"),
+        ({"masks": [torch.ones(1, 32, 32)] * 2}, "2 masks for 1 style;"),
     ]:
         with pytest.raises(StylekitError, match=message):
             stylizer.stylize(c, s, **{"size": 0, **kwargs})

@@ -86,7 +86,7 @@ def test_corpus_covers_the_issue():
     required = {
         "missing_file", "directory", "empty_file", "text_as_jpg", "truncated_jpeg", "truncated_png", "image_1x1",
         "image_1x10000", "png_16bit", "cmyk_jpeg", "palette_transparency", "animated_gif", "exif_rotated",
-        "decompression_bomb", "mask_wrong_size", "mask_all_black", "style_weights_negative", "style_weights_zero",
+        "decompression_bomb", "mask_wrong_shape", "mask_all_black", "style_weights_negative", "style_weights_zero",
         "unknown_method", "alpha_above_1", "tampered_vgg", "garbage_decoder", "truncated_checkpoint",
         "nan_content_tensor", "inf_style_tensor",
     }

@@ -398,7 +398,7 @@ BAD = [
      "comma-separated numbers"),
     ("weights count", dict(files=files(styles=(STYLE, STYLE2)), data={**SMALL, "style_weights": "1,2,3"}), 400,
      "3 style weights for 2 styles"),
-    ("mask wrong size", dict(files=files(masks=(mask_bytes((40, 30)),))), 400, "masks must match the content's size"),
+    ("mask wrong shape", dict(files=files(masks=(mask_bytes((40, 40)),))), 400, "another aspect ratio"),
     ("mask count", dict(files=files(styles=(STYLE, STYLE2), masks=(mask_bytes(),))), 400, "one mask per style"),
     ("mask not an image", dict(files=files(masks=(b"nope",))), 400, "mask 1"),
     ("masks and weights", dict(files=files(styles=(STYLE, STYLE2), masks=(mask_bytes(), mask_bytes(left=False))),

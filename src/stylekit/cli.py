@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import add_arguments, from_namespace
-from .errors import StylekitError
+from .errors import StylekitError, plural
 
 
 def _add_train_loop_args(p: argparse.ArgumentParser, default_steps: int) -> None:
@@ -78,7 +78,8 @@ def cmd_train(args) -> int:
     elif ctx.is_main:
         processes = f", {ctx.world_size} processes" if ctx.distributed else ""
         print(
-            f"training {args.trainer} at {cfg.layer}: {len(task.content)} content and {len(task.style)} style images, "
+            f"training {args.trainer} at {cfg.layer}: {plural(len(task.content), 'content image')} and "
+            f"{plural(len(task.style), 'style image')}, "
             f"{task.device} {str(task.dtype).replace('torch.', '')}{processes}",
             file=sys.stderr,
         )
@@ -100,37 +101,86 @@ def _stylize_jobs(args) -> list[tuple[Path, list[Path], Path]]:
 
     Outputs are ``<content>_stylized_<style>.<ext>``; contents found in
     sub-folders of a content directory keep those sub-folders under the output
-    directory, so equal file names in different folders do not collide.
+    directory, so equal file names in different folders do not collide. Files
+    found in a directory that this command would itself write (outputs of an
+    earlier run into an input folder) are never taken as inputs, and no output
+    may be one of the inputs.
     """
-    from .images import expand_inputs, expand_inputs_with_subdirs
+    from .images import check_not_an_input
 
-    contents = expand_inputs_with_subdirs(args.content, "content")
-    styles = expand_inputs(args.style, "style")
-    combine = args.style_weights is not None or args.mask is not None
+    contents = _found(args.content, "content")
+    styles = _found(args.style, "style")
     if args.mask is not None and len(contents) != 1:
         raise StylekitError("--mask needs exactly one content image (masks have the content's size)")
-    groups = [styles] if combine else [[s] for s in styles]
     if args.output is not None:
+        groups = _style_groups(args, [s for s, _, _ in styles])
         if len(contents) * len(groups) != 1:
-            raise StylekitError(
-                f"-o names one file but there are {len(contents) * len(groups)} outputs; "
-                "use --output-dir for content x style pairs"
-            )
-        return [(contents[0][0], groups[0], Path(args.output))]
+            raise StylekitError(_one_output_hint(len(contents), len(groups)))
+        jobs = [(contents[0][0], groups[0], Path(args.output))]
+    else:
+        jobs = _output_dir_jobs(args, contents, styles)
+    inputs = [("content image", c) for c, _, _ in jobs] + [("style image", s) for _, group, _ in jobs for s in group]
+    inputs += [("mask", m) for m in args.mask or []]
+    for _, _, output in jobs:
+        check_not_an_input(output, inputs)
+    return jobs
+
+
+def _found(paths, what: str) -> list[tuple[Path, Path, bool]]:
+    """(file, its folder relative to the directory it was found in, whether it was found in a directory)."""
+    from .images import expand_inputs_with_subdirs
+
+    return [(f, sub, Path(raw).is_dir()) for raw in paths for f, sub in expand_inputs_with_subdirs([raw], what)]
+
+
+def _style_groups(args, styles: list[Path]) -> list[list[Path]]:
+    """One group per output: all styles together when they are blended or masked, else one each."""
+    combine = args.style_weights is not None or args.mask is not None
+    return [styles] if combine else [[s] for s in styles]
+
+
+def _one_output_hint(contents: int, groups: int) -> str:
+    message = f"-o names one file but there are {contents * groups} outputs"
+    if contents == 1:
+        return (f"{message} (one per style); add --style-weights to blend the {groups} styles into one image "
+                "(e.g. --style-weights " + " ".join(["1"] * groups) + "), or use --output-dir for one image per style")
+    return f"{message} ({plural(contents, 'content image')} x {plural(groups, 'style')}); use --output-dir"
+
+
+def _output_dir_jobs(args, contents, styles) -> list[tuple[Path, list[Path], Path]]:
+    from .images import written_by_stylekit
+
     out_dir = Path(args.output_dir)
     ext = args.ext.lstrip(".")
-    jobs, seen = [], {}
-    for content, subdir in contents:
-        for group in groups:
-            style_name = "_".join(s.stem for s in group) if len(group) <= 3 else f"{group[0].stem}_and_{len(group) - 1}_more"
-            output = out_dir / subdir / f"{content.stem}_stylized_{style_name}.{ext}"
-            if output in seen:
-                raise StylekitError(
-                    f"{seen[output]} and {content} would both be written to {output}; rename one of them"
-                )
-            seen[output] = content
-            jobs.append((content, group, output))
-    return jobs
+
+    def plan(contents, styles):
+        jobs, seen = [], {}
+        for content, subdir, _ in contents:
+            for group in _style_groups(args, [s for s, _, _ in styles]):
+                style_name = ("_".join(s.stem for s in group) if len(group) <= 3
+                              else f"{group[0].stem}_and_{len(group) - 1}_more")
+                output = out_dir / subdir / f"{content.stem}_stylized_{style_name}.{ext}"
+                if output in seen:
+                    raise StylekitError(
+                        f"{seen[output]} and {content} would both be written to {output}; rename one of them"
+                    )
+                seen[output] = content
+                jobs.append((content, group, output))
+        return jobs
+
+    # Images stylekit wrote (tagged, or named as this command would name them) are left out of
+    # the inputs found in folders: a run into its own input folder must not stylize its outputs.
+    ours = {output.resolve() for _, _, output in plan(contents, styles)}
+    kept = {what: [item for item in found if not (item[2] and (item[0].resolve() in ours or written_by_stylekit(item[0])))]
+            for what, found in (("content", contents), ("style", styles))}
+    left_out = len(contents) + len(styles) - len(kept["content"]) - len(kept["style"])
+    if left_out:
+        _warn(f"note: left out {plural(left_out, 'image')} found in the input folders that stylekit wrote "
+              "(name such a file itself to stylize it again)")
+    for what, found in kept.items():
+        if not found:
+            raise StylekitError(f"no {what} images left: every one found in the input folders is a stylekit output")
+    return plan(kept["content"], kept["style"])
 
 
 def cmd_stylize(args) -> int:
@@ -165,13 +215,17 @@ def cmd_stylize(args) -> int:
     jobs = ctx.shard(jobs)
     device = distributed.device_for(device, ctx)
     todo = [job for job in jobs if not (args.skip_existing and job[2].exists())]
-    if len(todo) < len(jobs):
-        print(f"skipping {len(jobs) - len(todo)} outputs that already exist", file=sys.stderr)
+    existing = len(jobs) - len(todo)
+    if existing:
+        print(f"skipping {plural(existing, 'output')} that already exist{'s' if existing == 1 else ''}",
+              file=sys.stderr)
+    failures = 0
     if not todo:
+        _batch_summary(args, ctx, batch, 0, failures, existing)
+        distributed.teardown(ctx)
         return 0
     model = load(args.method, device=device, weights=args.weights, encoder_weights=args.encoder_weights,
                  **method_options)
-    failures = 0
     bar = tqdm(todo, disable=not batch or args.no_progress or not ctx.is_main, unit="image", dynamic_ncols=True)
     for content, styles, output in bar:
         try:
@@ -185,15 +239,23 @@ def cmd_stylize(args) -> int:
             if not batch:
                 raise
             failures += 1
-            tqdm.write(f"warning: skipped {content} with {', '.join(map(str, styles))}: {exc}", file=sys.stderr)
+            tqdm.write(f"warning: could not stylize {content} with {', '.join(map(str, styles))}: {exc}",
+                       file=sys.stderr)
             continue
         if not batch:
             print(output)
-    if batch:
-        where = f" (process {ctx.rank} of {ctx.world_size})" if ctx.distributed else ""
-        print(f"{len(todo) - failures} written, {failures} skipped, to {Path(args.output_dir)}{where}", file=sys.stderr)
+    _batch_summary(args, ctx, batch, len(todo) - failures, failures, existing)
     distributed.teardown(ctx)
     return 2 if failures else 0
+
+
+def _batch_summary(args, ctx, batch: bool, written: int, failed: int, existing: int) -> None:
+    """The last line of a batch: every job counted once, in the words the lines before it used."""
+    if not batch:
+        return
+    where = f" (process {ctx.rank} of {ctx.world_size})" if ctx.distributed else ""
+    already = f", {existing} already existed" if args.skip_existing else ""
+    print(f"{written} written, {failed} failed{already}, in {Path(args.output_dir)}{where}", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:

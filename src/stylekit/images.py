@@ -237,12 +237,31 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+#: The EXIF "Software" tag of every image stylekit writes: how a later run tells
+#: its own outputs from the user's pictures in a folder (BMP has no such tag).
+SOFTWARE = "stylekit"
+_EXIF_SOFTWARE = 0x0131
+
+
 def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     path = Path(path)
     fmt = _format_for(path)
     img = tensor_to_pil(img) if isinstance(img, torch.Tensor) else to_rgb(img)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt != "BMP":
+        exif = Image.Exif()
+        exif[_EXIF_SOFTWARE] = SOFTWARE
+        options["exif"] = exif
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+
+
+def written_by_stylekit(path: str | os.PathLike) -> bool:
+    """Whether an image file carries the tag :func:`save_image` writes (only its header is read)."""
+    try:
+        with Image.open(path) as img:
+            return str(img.getexif().get(_EXIF_SOFTWARE, "")).startswith(SOFTWARE)
+    except Exception:  # not an image, unreadable: not ours; reading it later says what is wrong
+        return False
 
 
 def _check_parent(path: Path) -> None:
@@ -261,6 +280,26 @@ def check_output_path(path: str | os.PathLike) -> Path:
         raise StylekitError(f"output path is a directory: {path}")
     _check_parent(path)
     return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal once links are resolved, or the
+    same inode (a hard link)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_not_an_input(output: str | os.PathLike, inputs) -> None:
+    """Refuse an output that is (or links to) one of the inputs: writing it
+    would destroy the user's file. ``inputs``: ``(what, path)`` pairs."""
+    for what, path in inputs:
+        if isinstance(path, (str, os.PathLike)) and same_file(output, path):
+            where = "" if Path(path) == Path(output) else f" ({path})"
+            raise StylekitError(f"the output {output} is the {what}{where}; stylekit never overwrites its inputs: "
+                                "choose another output name")
 
 
 def image_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> torch.Tensor:

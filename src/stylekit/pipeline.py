@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color
-from .errors import StylekitError
+from .errors import StylekitError, plural
 from .images import MIN_SIDE, center_crop_square, check_size, load_mask, load_pil, mask_from_pil, resize_longer, to_rgb, pil_to_tensor, target_size, tensor_to_pil
 
 PRESERVE_COLOR = ("none", "luminance", "histogram")
@@ -61,7 +61,7 @@ class StylizeOptions:
         if self.style_weights is None:
             return [1.0 / count] * count
         if len(self.style_weights) != count:
-            raise StylekitError(f"got {len(self.style_weights)} style weights for {count} styles")
+            raise StylekitError(f"got {plural(len(self.style_weights), 'style weight')} for {plural(count, 'style')}")
         total = sum(self.style_weights)
         return [w / total for w in self.style_weights]
 
@@ -165,29 +165,23 @@ def masks_at(masks: list[torch.Tensor], size_hw) -> list[torch.Tensor]:
 
 
 def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw) -> list[torch.Tensor]:
-    """Load masks, check them against the content, and bring them to ``out_hw``."""
-    if len(masks) != styles_count:
-        raise StylekitError(f"got {len(masks)} masks for {styles_count} styles; give one mask per style")
+    """Load masks, check them against the content, and bring them to ``out_hw``.
+
+    One mask per style; or one mask for two styles, meaning the mask (first
+    style) and its complement (second), as the official AdaIN's ``-mask``. A
+    mask of another resolution with the content's aspect ratio is resized to
+    the content first."""
+    if len(masks) == 1 and styles_count == 2:
+        first = _mask_tensor(masks[0], 1)
+        loaded = [first, 1 - first]
+    elif len(masks) != styles_count:
+        raise StylekitError(f"got {plural(len(masks), 'mask')} for {plural(styles_count, 'style')}; give one mask "
+                            "per style (or one mask for two styles: the mask and its complement)")
+    else:
+        loaded = [_mask_tensor(m, i) for i, m in enumerate(masks, 1)]
     out = []
-    for i, m in enumerate(masks, 1):
-        if isinstance(m, torch.Tensor):
-            t = m.float()
-            if t.dim() == 2:
-                t = t[None]
-            if t.dim() != 3 or t.shape[0] != 1:
-                raise StylekitError(f"mask {i}: expected a (1, H, W) or (H, W) tensor, got {tuple(m.shape)}")
-            if not bool(torch.isfinite(t).all()):
-                raise StylekitError(f"mask {i}: contains NaN or infinite values")
-            t = t.clamp(0, 1)
-        elif isinstance(m, Image.Image):
-            t = mask_from_pil(m)
-        else:
-            t = load_mask(m)
-        if tuple(t.shape[1:]) != tuple(content_size_hw):
-            raise StylekitError(
-                f"mask {i} is {t.shape[2]}x{t.shape[1]} but the content image is "
-                f"{content_size_hw[1]}x{content_size_hw[0]}; masks must match the content's size"
-            )
+    for i, t in enumerate(loaded, 1):
+        t = _mask_to_content(t, i, content_size_hw)
         if crop:
             t = center_crop(t)
         t = F.interpolate(t[None], size=tuple(out_hw), mode="bilinear", align_corners=False, antialias=True)[0]
@@ -195,6 +189,36 @@ def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw)
             raise StylekitError(f"mask {i} is all black: it selects no region")
         out.append(t.clamp(0, 1))
     return out
+
+
+def _mask_tensor(m, i: int) -> torch.Tensor:
+    """A mask (path, PIL image or tensor) as a (1, H, W) float tensor in [0, 1]."""
+    if isinstance(m, torch.Tensor):
+        t = m.float()
+        if t.dim() == 2:
+            t = t[None]
+        if t.dim() != 3 or t.shape[0] != 1:
+            raise StylekitError(f"mask {i}: expected a (1, H, W) or (H, W) tensor, got {tuple(m.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise StylekitError(f"mask {i}: contains NaN or infinite values")
+        return t.clamp(0, 1)
+    if isinstance(m, Image.Image):
+        return mask_from_pil(m)
+    return load_mask(m)
+
+
+def _mask_to_content(t: torch.Tensor, i: int, content_size_hw) -> torch.Tensor:
+    """The mask at the content's size: as it is, or resized when only the resolution differs
+    (its aspect ratio within a pixel of the content's)."""
+    (mh, mw), (ch, cw) = t.shape[1:], tuple(content_size_hw)
+    if (mh, mw) == (ch, cw):
+        return t
+    if abs(mh * cw / mw - ch) > 1 and abs(ch * mw / cw - mh) > 1:
+        raise StylekitError(
+            f"mask {i} is {mw}x{mh} but the content image is {cw}x{ch}: another aspect ratio "
+            f"({mw / mh:.3g} vs {cw / ch:.3g}); a mask must have the content's shape (any resolution)"
+        )
+    return F.interpolate(t[None], size=(ch, cw), mode="bilinear", align_corners=False, antialias=True)[0].clamp(0, 1)
 
 
 class Stylizer:

@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .errors import StylekitError
+from .errors import StylekitError, plural
+from .images import check_not_an_input
 from .pipeline import ImageLike, Stylizer, StylizeOptions, fit, to_tensor_image
 
 #: output containers we write (ffmpeg picks the muxer from the extension)
@@ -51,7 +52,7 @@ class VideoResult:
     def summary(self) -> str:
         ratio = f" (x{self.flicker_ratio:.2f})" if math.isfinite(self.flicker_ratio) else ""
         return (
-            f"{self.frames} frames at {self.fps:g} fps, {self.size[0]}x{self.size[1]}, in {self.seconds:.1f} s "
+            f"{plural(self.frames, 'frame')} at {self.fps:g} fps, {self.size[0]}x{self.size[1]}, in {self.seconds:.1f} s "
             f"({self.frames / max(self.seconds, 1e-9):.2f} frames/s) -> {self.output}\n"
             f"flicker (mean |frame - previous frame|, 0-255): input {self.input_flicker:.2f}, "
             f"output {self.output_flicker:.2f}{ratio}"
@@ -163,6 +164,7 @@ def stylize_video(
     if not styles:
         raise StylekitError("at least one style image is needed")
     options.normalised_weights(len(styles))
+    check_not_an_input(output, [("input video", input), *(("style image", style) for style in styles)])
     if max_frames is not None and max_frames < 1:
         raise StylekitError(f"max_frames must be at least 1, got {max_frames}")
     # the styles once: decoded and resized here, their features cached by the stylizer after frame 1
