@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
+import itertools
+import re
 import sys
 from pathlib import Path
 
@@ -14,12 +17,14 @@ from .errors import StylekitError, plural
 
 def _add_train_loop_args(p: argparse.ArgumentParser, default_steps: int) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory: checkpoints, logs, samples, weights")
-    p.add_argument("--max-steps", type=int, default=default_steps, help=f"train until this step (default: {default_steps})")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--max-steps", type=int, default=default_steps,
+                   help=f"train until this step (default: {default_steps}; with --resume: the run's)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in RUN_DIR from its checkpoint; settings not given are the run's")
     p.add_argument("--save-every", type=int, default=0, metavar="STEPS", help="checkpoint every STEPS steps (default: by time)")
     p.add_argument("--save-minutes", type=float, default=5.0, metavar="MIN", help="checkpoint every MIN minutes (default: 5)")
-    p.add_argument("--log-every", type=int, default=10, metavar="STEPS", help="log averaged losses every STEPS steps")
-    p.add_argument("--sample-every", type=int, default=500, metavar="STEPS", help="write a sample grid every STEPS steps (0: never)")
+    p.add_argument("--log-every", type=int, default=10, metavar="STEPS", help="log averaged losses every STEPS steps (default: 10)")
+    p.add_argument("--sample-every", type=int, default=500, metavar="STEPS", help="write a sample grid every STEPS steps, and one at the end (0: never; default: 500)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -65,6 +70,7 @@ def cmd_train(args) -> int:
     from .training.loop import run_training
 
     config_cls, task_cls = _trainer(args.trainer)
+    resumed_from = _settings_from_run(args, config_cls)
     # directories are kept resolved, so --resume compares them from any working directory
     paths = {k: str(Path(getattr(args, k)).resolve()) for k in getattr(config_cls, "PATH_FIELDS", ("content", "style"))}
     cfg = from_namespace(config_cls, args, **paths)
@@ -91,9 +97,64 @@ def cmd_train(args) -> int:
         gc.collect()
         distributed.teardown(ctx)
     if ctx.is_main:
+        if resumed_from is not None and resumed_from >= loop.max_steps:
+            print(f"the run is already at step {resumed_from} of its --max-steps {loop.max_steps}; "
+                  "give a larger --max-steps to train it further", file=sys.stderr)
         print(f"step {summary['step']} reached in {summary['elapsed'] / 60:.1f} min of training; weights: "
               f"{Path(args.out) / 'weights.safetensors'}", file=sys.stderr)
     return 0
+
+
+#: train's loop flags (their dests) -> the names the run's checkpoint keeps them under
+_LOOP_SETTINGS = {"max_steps": "max_steps", "save_every": "save_every_steps", "save_minutes": "save_every_minutes",
+                  "log_every": "log_every", "sample_every": "sample_every"}
+
+
+def _settings_from_run(args, config_cls) -> int | None:
+    """With --resume, every setting the command line leaves out comes from the run
+    (data folders, sizes, --max-steps, ...); one given is kept, and the loop names
+    it if the run was trained otherwise. Returns the run's step (None: a new run)."""
+    import dataclasses
+
+    from .training.loop import saved_settings
+
+    saved = saved_settings(args.out, args.trainer) if args.resume else None
+    fields = [f.name for f in dataclasses.fields(config_cls) if f.metadata.get("flag") is not False]
+    if saved is not None:
+        config, step = saved
+        given = _given_on_command_line(_Parser.deepest)
+        for dest in [*fields, *_LOOP_SETTINGS]:
+            key = _LOOP_SETTINGS.get(dest, dest)
+            if dest not in given and key in config:
+                setattr(args, dest, config[key])
+    for dest in fields:
+        if getattr(args, dest) is None and not _optional(config_cls, dest):
+            why = f"{args.out} holds no run to resume" if args.resume else "or --resume a run that has it"
+            raise StylekitError(f"{_flag(dest)} is required ({why})")
+    return saved[1] if saved is not None else None
+
+
+def _optional(config_cls, name: str) -> bool:
+    import dataclasses
+
+    field = next(f for f in dataclasses.fields(config_cls) if f.name == name)
+    return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+
+
+def _given_on_command_line(parser: argparse.ArgumentParser) -> set[str]:
+    """The dests the command line set itself, not by their defaults: parsed again with no defaults."""
+    defaults = [(action, action.default) for action in parser._actions]
+    kept = dict(parser._defaults)
+    try:
+        for action, _ in defaults:
+            action.default = argparse.SUPPRESS
+        parser._defaults.clear()
+        given, _ = parser.parse_known_args(parser._words, argparse.Namespace())
+    finally:
+        for action, default in defaults:
+            action.default = default
+        parser._defaults.update(kept)
+    return set(vars(given))
 
 
 def _stylize_jobs(args) -> list[tuple[Path, list[Path], Path]]:
@@ -511,6 +572,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 METHODS = ["adain", "style-swap", "gatys"]
+#: stylize's and video's size default, in words (stylekit.images.DEFAULT_MAX_SIDE)
+SIZE_DEFAULT = "at most 512: larger images are reduced, smaller ones keep their size"
 _OPTIMISATION_FLAGS = ("steps", "optimizer", "tv_weight", "init")
 _SWAP_FLAGS = ("patch_size", "stride")
 
@@ -527,6 +590,21 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tv-weight", type=float, metavar="W",
                    help="gatys, style-swap --optimize: total-variation weight (default: 0 for gatys, 1e-4 for style-swap)")
     g.add_argument("--init", choices=["content", "noise"], help="gatys, style-swap --optimize: start image (default: content)")
+
+
+def _numbers(text: str) -> list[float]:
+    """One command-line word of numbers separated by commas (as the web API takes them)."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by spaces or commas, got {text!r}") from None
+
+
+class _Flatten(argparse.Action):
+    """Several words of :func:`_numbers` as one list: ``0.3 0.7`` and ``0.3,0.7`` are the same."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [number for word in values for number in word])
 
 
 def _flag(dest: str) -> str:
@@ -564,20 +642,24 @@ def _add_stylize_args(p: argparse.ArgumentParser) -> None:
     out.add_argument("--output-dir", default="output", help="directory for <content>_stylized_<style>.<ext> (default: output)")
     p.add_argument("--ext", default="jpg", help="output extension with --output-dir (default: jpg)")
     p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1] (default: 1)")
-    p.add_argument("--style-weights", type=float, nargs="+", metavar="W",
-                   help="blend all styles into one output with these weights (normalised to sum 1)")
+    p.add_argument("--style-weights", type=_numbers, nargs="+", action=_Flatten, metavar="W",
+                   help="blend all styles into one output with these weights (normalised to sum 1), "
+                        "e.g. 0.3 0.7 or 0.3,0.7")
     p.add_argument("--mask", nargs="+", metavar="MASK",
                    help="one mask per style, the content's size; white = that style's region")
     p.add_argument("--preserve-color", nargs="?", const="luminance", default="none",
                    choices=["none", "luminance", "histogram"],
                    help="keep the content's colours: luminance-only transfer, or match the style's colour histogram "
-                        "to the content first (bare flag: luminance)")
-    p.add_argument("--size", type=int, default=512, help="content longer side in pixels, 0 = original (default: 512)")
-    p.add_argument("--style-size", type=int, default=512, help="style longer side in pixels, 0 = original (default: 512)")
+                        "to the content first (bare flag: luminance; default: none)")
+    p.add_argument("--size", type=int, metavar="PX",
+                   help="resize the content's longer side to PX, up or down; 0: original size "
+                        f"(default: {SIZE_DEFAULT})")
+    p.add_argument("--style-size", type=int, metavar="PX",
+                   help=f"the same for the styles (default: {SIZE_DEFAULT})")
     p.add_argument("--crop", action="store_true", help="centre square crop of content and style first")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--weights", help="decoder weights: adain's decoder or style-swap's inverse network (default: the shipped one)")
-    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, then the cache)")
+    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")
     p.add_argument("--skip-existing", action="store_true", help="do not redo outputs that exist (resume a batch)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_method_args(p)
@@ -623,13 +705,14 @@ def _add_serve_and_video(commands) -> None:
     p.add_argument("--methods", nargs="+", default=["adain"], choices=METHODS, metavar="METHOD",
                    help=f"methods to load at start-up, of {', '.join(METHODS)} (default: adain)")
     p.add_argument("--weights", help="adain decoder weights (default: the shipped one)")
-    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, then the cache)")
+    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--concurrency", type=int, default=1, help="stylizations at once; others queue (default: 1)")
     p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request (default: 120)")
     p.add_argument("--max-body-mb", type=float, default=32.0, metavar="MB", help="largest request body (default: 32)")
     p.add_argument("--max-side", type=int, default=2048, metavar="PX", help="largest size/style_size (default: 2048)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="server log detail (default: info)")
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("video", help="stylize a video frame by frame",
@@ -639,15 +722,17 @@ def _add_serve_and_video(commands) -> None:
     p.add_argument("-o", "--output", required=True, help="output video: .mp4, .mkv, .mov, .webm or .avi")
     p.add_argument("--method", default="adain", choices=METHODS, help="stylization method (default: adain)")
     p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1] (default: 1)")
-    p.add_argument("--style-weights", type=float, nargs="+", metavar="W", help="blend several styles with these weights")
+    p.add_argument("--style-weights", type=_numbers, nargs="+", action=_Flatten, metavar="W",
+                   help="blend several styles with these weights, e.g. 0.3 0.7 or 0.3,0.7")
     p.add_argument("--preserve-color", nargs="?", const="luminance", default="none",
-                   choices=["none", "luminance", "histogram"], help="keep the video's colours (bare flag: luminance)")
-    p.add_argument("--size", type=int, default=512, help="frames' longer side in pixels, 0 = original (default: 512)")
-    p.add_argument("--style-size", type=int, default=512, help="style longer side, 0 = original (default: 512)")
+                   choices=["none", "luminance", "histogram"], help="keep the video's colours (bare flag: luminance; default: none)")
+    p.add_argument("--size", type=int, metavar="PX",
+                   help=f"resize the frames' longer side to PX, up or down; 0: original size (default: {SIZE_DEFAULT})")
+    p.add_argument("--style-size", type=int, metavar="PX", help=f"the same for the styles (default: {SIZE_DEFAULT})")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--weights", help="decoder weights (default: the shipped one)")
-    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, then the cache)")
+    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_video)
 
@@ -730,7 +815,8 @@ def _add_spade(commands) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.set_defaults(func=cmd_synthesize)
 
-    spade = commands.add_parser("spade", help="SPADE tools: a procedural dataset, the per-class colour error")
+    spade = commands.add_parser("spade", help="SPADE tools: a procedural dataset, the per-class colour error",
+                                description="Tools around `stylekit train spade` and `stylekit synthesize`.")
     tools = spade.add_subparsers(dest="spade_command", metavar="COMMAND")
     tools.required = True
     p = tools.add_parser("make-dataset", help="write a procedural labelled dataset (sky, grass, water, rock)",
@@ -765,11 +851,20 @@ class _Parser(argparse.ArgumentParser):
 
     ``build(parser)``, if given, adds the arguments when the parser is first
     used (parsing or help): building some sub-commands imports torch, which
-    ``stylekit --help`` and the other sub-commands never need."""
+    ``stylekit --help`` and the other sub-commands never need.
+
+    Messages lead to the fix: an unknown option is reported by the sub-command
+    that was given it, with the nearest option it has ("did you mean") and its
+    help; an invalid choice suggests the nearest choice; a missing positional
+    argument swallowed by ``--style`` says so."""
+
+    #: the sub-command parser of the command line being parsed (its flags name the errors)
+    deepest: "_Parser | None" = None
 
     def __init__(self, *args, build=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._build = build
+        self._words: list[str] = []  # what this parser was last given, for the messages
 
     def built(self) -> "_Parser":
         if self._build is not None:
@@ -778,7 +873,15 @@ class _Parser(argparse.ArgumentParser):
         return self
 
     def parse_known_args(self, args=None, namespace=None):
+        self._words = list(sys.argv[1:] if args is None else args)
+        _Parser.deepest = self  # sub-command parsers run inside their parent's call: the last one is the deepest
         return super(_Parser, self.built()).parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            _Parser.deepest.error("unrecognized arguments: " + " ".join(extras))
+        return namespace
 
     def format_help(self) -> str:
         return super(_Parser, self.built()).format_help()
@@ -787,7 +890,44 @@ class _Parser(argparse.ArgumentParser):
         return super(_Parser, self.built()).format_usage()
 
     def error(self, message: str):
+        message = self._unknown_option() or self._missing_positional(message) or self._nearest_choice(message)
         self.exit(2, f"stylekit: error: {message} (see '{self.prog} --help')\n")
+
+    def _known(self, word: str) -> bool:
+        name = word.split("=", 1)[0]
+        return name in self._option_string_actions or (
+            name.startswith("--") and any(o.startswith(name) for o in self._option_string_actions))
+
+    def _unknown_option(self) -> str | None:
+        words = self._words[: self._words.index("--")] if "--" in self._words else self._words
+        for word in words:
+            if word.startswith("-") and not self._negative_number_matcher.match(word) and not self._known(word):
+                name = word.split("=", 1)[0]
+                options = [o for o in self._option_string_actions if o.startswith("--")]
+                near = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+                return f"unknown option {name}" + (f"; did you mean {near[0]}?" if near else "")
+        return None
+
+    def _missing_positional(self, message: str) -> str | None:
+        """``--style a.jpg photo.jpg`` with nothing before it: --style took the content too."""
+        if not message.startswith("the following arguments are required") or "--style" not in self._words:
+            return None
+        start = self._words.index("--style") + 1
+        taken = list(itertools.takewhile(lambda w: not w.startswith("-"), self._words[start:]))
+        missing = message.split(":", 1)[1].strip().split(", ")[0]
+        if len(taken) < 2 or missing.startswith("-"):
+            return None
+        return (f"no {missing} given: --style took {' '.join(taken)}; if {taken[-1]} is the {missing}, "
+                f"put it before --style ({self.prog} {taken[-1]} --style {' '.join(taken[:-1])} ...)")
+
+    @staticmethod
+    def _nearest_choice(message: str) -> str:
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            near = difflib.get_close_matches(found.group(1), re.findall(r"'([^']*)'", found.group(2)), n=1)
+            if near:
+                return f"{message}; did you mean '{near[0]}'?"
+        return message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -800,15 +940,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylize_args(p)
     p.set_defaults(func=cmd_stylize)
 
-    p = commands.add_parser("evaluate", help="content/style losses and time over content x style pairs")
+    p = commands.add_parser("evaluate", help="content/style losses and time over content x style pairs",
+                            description="Stylize every content x style pair and score it: content loss, mean/std "
+                                        "and Gram style losses, seconds (the AdaIN paper's sec. 7.1); --curve draws "
+                                        "Gatys's losses along its iterations (Fig. 3).")
     p.add_argument("--content", required=True, help="content image or directory")
     p.add_argument("--style", required=True, help="style image or directory")
     p.add_argument("--method", choices=METHODS, help="method to evaluate (default: adain)")
-    p.add_argument("--size", type=int, default=512, help="content longer side (default: 512)")
-    p.add_argument("--style-size", type=int, default=512, help="style longer side (default: 512)")
+    p.add_argument("--size", type=int, default=512, metavar="PX",
+                   help="content's longer side, exactly: smaller images are enlarged, so every pair is scored at "
+                        "one scale (default: 512)")
+    p.add_argument("--style-size", type=int, default=512, metavar="PX", help="style's longer side, exactly (default: 512)")
     p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off (default: 1)")
     p.add_argument("--out", metavar="FILE.json", help="also write the numbers as JSON")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--weights", help="decoder weights: adain's decoder or style-swap's inverse network (default: the shipped one)")
     p.add_argument("--encoder-weights", help="VGG-19 weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -843,7 +988,21 @@ def _add_trainers(train: argparse.ArgumentParser) -> None:
 def _train_args(p: argparse.ArgumentParser, name: str) -> None:
     add_arguments(p, _trainer(name)[0])
     _add_train_loop_args(p, default_steps=160_000)
+    for action in p._actions:  # --resume takes them from the run: checked in cmd_train
+        if action.required and action.dest != "out":
+            action.required = False
+            action.help += " (required; with --resume: the run's)"
     p.set_defaults(func=cmd_train)
+
+
+def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """The Python API's parameter names in a message (``patch_size must ...``) as the
+    command's flags (``--patch-size must ...``)."""
+    actions = parser._actions if parser is not None else []
+    flags = {a.dest: max(a.option_strings, key=len) for a in actions if a.option_strings and a.dest != "help"}
+    for dest, flag in flags.items():
+        message = re.sub(rf"(?<![\w-]){re.escape(dest)}(?= must\b| \(-?\d| is\b|:)", flag, message)
+    return message
 
 
 def main(argv=None) -> int:
@@ -855,7 +1014,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except StylekitError as exc:
-        print(f"stylekit: error: {exc}", file=sys.stderr)
+        print(f"stylekit: error: {_as_flags(str(exc), _Parser.deepest)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stylekit: interrupted", file=sys.stderr)

@@ -22,6 +22,9 @@ from .errors import StylekitError
 MAX_PIXELS = 64_000_000
 #: Smallest side we accept: the encoder needs a few pixels per side at relu3_1.
 MIN_SIDE = 16
+#: The longer side images are capped at when no size is asked for: larger images
+#: are reduced to it, smaller ones keep their size.
+DEFAULT_MAX_SIDE = 512
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -134,16 +137,20 @@ def mask_from_pil(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy())[None]
 
 
-def target_size(size: tuple[int, int], longer_side: int) -> tuple[int, int]:
-    """(W, H) with the longer side scaled to ``longer_side`` (0 keeps the size)."""
+def target_size(size: tuple[int, int], longer_side: int | None) -> tuple[int, int]:
+    """(W, H) with the longer side scaled to ``longer_side``, up or down; 0 keeps
+    the size; ``None`` caps the longer side at :data:`DEFAULT_MAX_SIDE` (a
+    smaller image keeps its size)."""
     w, h = size
+    if longer_side is None:
+        longer_side = min(max(w, h), DEFAULT_MAX_SIDE)
     if longer_side <= 0 or max(w, h) == longer_side:
         return w, h
     scale = longer_side / max(w, h)
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def resize_longer(img: Image.Image, longer_side: int) -> Image.Image:
+def resize_longer(img: Image.Image, longer_side: int | None) -> Image.Image:
     size = target_size(img.size, longer_side)
     if size == img.size:
         return img

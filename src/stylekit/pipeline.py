@@ -32,8 +32,8 @@ class StylizeOptions:
     alpha: float = 1.0
     style_weights: tuple[float, ...] | None = None
     preserve_color: str = "none"
-    size: int = 512
-    style_size: int = 512
+    size: int | None = None
+    style_size: int | None = None
     crop: bool = False
 
     def __post_init__(self):
@@ -43,6 +43,8 @@ class StylizeOptions:
             raise StylekitError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
         for name in ("size", "style_size"):
             value = getattr(self, name)
+            if value is None:  # the default: at most DEFAULT_MAX_SIDE, never enlarged
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StylekitError(f"{name} must be a non-negative integer (0 keeps the original size), got {value!r}")
             if 0 < value < MIN_SIDE:
@@ -96,7 +98,7 @@ def to_tensor_image(x: ImageLike, what: str) -> tuple[torch.Tensor, bool]:
     raise StylekitError(f"{what}: expected a path, PIL image or tensor, got {type(x).__name__}")
 
 
-def load_fitted(x: ImageLike, what: str, longer_side: int, crop: bool) -> tuple[torch.Tensor, bool, tuple[int, int]]:
+def load_fitted(x: ImageLike, what: str, longer_side: int | None, crop: bool) -> tuple[torch.Tensor, bool, tuple[int, int]]:
     """``to_tensor_image`` then :func:`fit`; files and PIL images are cropped and
     resized by Pillow *before* becoming float tensors, so a large photo never
     exists as a full-resolution float copy. Returns the tensor, whether the
@@ -133,7 +135,7 @@ def resize(t: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     return out[0] if t.dim() == 3 else out
 
 
-def fit(t: torch.Tensor, longer_side: int, crop: bool) -> torch.Tensor:
+def fit(t: torch.Tensor, longer_side: int | None, crop: bool) -> torch.Tensor:
     if crop:
         t = center_crop(t)
     w, h = target_size((t.shape[-1], t.shape[-2]), longer_side)
@@ -268,8 +270,8 @@ class Stylizer:
         style_weights: Sequence[float] | None = None,
         masks: Sequence | None = None,
         preserve_color: str = "none",
-        size: int = 512,
-        style_size: int = 512,
+        size: int | None = None,
+        style_size: int | None = None,
         crop: bool = False,
     ):
         """Stylize ``content`` with one or more ``styles``.
@@ -278,7 +280,9 @@ class Stylizer:
         between several styles; ``masks`` (one per style, the content's size,
         white = that style's region) applies each style to its own region;
         ``preserve_color`` is ``"none"``, ``"luminance"`` or ``"histogram"``;
-        ``size`` / ``style_size`` are longer sides in pixels (0: unchanged);
+        ``size`` / ``style_size`` are the longer sides in pixels the content
+        and the styles are resized to, up or down (0: unchanged; the default
+        ``None``: reduced to 512 if larger, a smaller image keeps its size);
         ``crop`` takes the centre square first. Returns a PIL image, or a
         ``(3, H, W)`` tensor when ``content`` is a tensor.
         """

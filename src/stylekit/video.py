@@ -135,8 +135,8 @@ def stylize_video(
     alpha: float = 1.0,
     style_weights: Sequence[float] | None = None,
     preserve_color: str = "none",
-    size: int = 512,
-    style_size: int = 512,
+    size: int | None = None,
+    style_size: int | None = None,
     device: str = "auto",
     weights=None,
     encoder_weights=None,
@@ -148,8 +148,9 @@ def stylize_video(
     """Stylize every frame of ``input`` and write ``output`` (same fps, no audio).
 
     ``model`` is a ready stylizer (else ``stylekit.load(method, ...)`` once);
-    ``size`` is the frames' longer side (0: unchanged; an odd side is padded by
-    one pixel for the codec). Returns a :class:`VideoResult` with the flicker
+    ``size`` is the frames' longer side, up or down (0: unchanged; the default
+    ``None``: reduced to 512 if larger, else unchanged; an odd side is padded by
+    one pixel for the codec); ``style_size`` likewise for the styles. Returns a :class:`VideoResult` with the flicker
     figures, which are also what :meth:`VideoResult.summary` prints.
     """
     imageio = _imageio()
