@@ -170,7 +170,7 @@ def _stylize_jobs(args) -> list[tuple[Path, list[Path], Path]]:
     from .images import check_not_an_input
 
     contents = _found(args.content, "content")
-    styles = _found(args.style, "style")
+    styles = _found(_builtin_styles(args.style), "style")
     if args.mask is not None and len(contents) != 1:
         raise StylekitError("--mask needs exactly one content image (masks have the content's size)")
     if args.output is not None:
@@ -185,6 +185,22 @@ def _stylize_jobs(args) -> list[tuple[Path, list[Path], Path]]:
     for _, _, output in jobs:
         check_not_an_input(output, inputs)
     return jobs
+
+
+def _builtin_styles(values: list[str]) -> list[str]:
+    """--style values: files and folders as given; a bare name that is neither is a built-in style."""
+    from . import styles
+
+    out = []
+    for value in values:
+        if not Path(value).exists() and (styles.is_builtin(value) or not Path(value).suffix and "/" not in value):
+            try:
+                value = str(styles.path(value))
+            except StylekitError as exc:
+                raise StylekitError(f"style not found: {value} is no file, folder or built-in style "
+                                    f"({str(exc).split('; ', 1)[1]}; `stylekit styles` lists them)") from None
+        out.append(value)
+    return out
 
 
 def _found(paths, what: str) -> list[tuple[Path, Path, bool]]:
@@ -635,7 +651,8 @@ def _method_options(args) -> dict:
 
 def _add_stylize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("content", nargs="+", help="content image(s) or directories")
-    p.add_argument("--style", nargs="+", required=True, help="style image(s) or directories")
+    p.add_argument("--style", nargs="+", required=True,
+                   help="style image(s), directories or built-in style names (stylekit styles lists them)")
     p.add_argument("--method", default="adain", choices=METHODS, help="stylization method (default: adain)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", help="output file (one output only); .jpg, .png or .webp")
@@ -688,13 +705,87 @@ def cmd_video(args) -> int:
     from .video import stylize_video
 
     result = stylize_video(
-        args.input, args.style, args.output, method=args.method, alpha=args.alpha, style_weights=args.style_weights,
+        args.input, _builtin_styles(args.style), args.output, method=args.method, alpha=args.alpha, style_weights=args.style_weights,
         preserve_color=args.preserve_color, size=args.size, style_size=args.style_size, device=args.device,
         weights=args.weights, encoder_weights=args.encoder_weights, max_frames=args.max_frames,
         progress=not args.no_progress,
     )
     print(result.summary())
     return 0
+
+
+def cmd_styles(args) -> int:
+    import json
+
+    from . import styles
+
+    if args.json:
+        print(json.dumps([s.as_dict() | {"path": str(s.path)} for s in styles.available()], indent=2,
+                         ensure_ascii=False))
+        return 0
+    chosen = styles.available()
+    width = max(len(s.name) for s in chosen)
+    for s in chosen:
+        print(f"{s.name:<{width}}  {s.label}")
+    print(f"\n{plural(len(chosen), 'built-in style')} (public domain; sources: stylekit/styles/README.md). "
+          "Use one: stylekit stylize photo.jpg --style NAME -o out.jpg; all of them: stylekit sheet photo.jpg "
+          "-o sheet.jpg", file=sys.stderr)
+    return 0
+
+
+def cmd_sheet(args) -> int:
+    from tqdm import tqdm
+
+    from .api import load
+    from .images import check_not_an_input, check_output_path, save_image
+    from .sheet import style_sheet
+
+    output = check_output_path(args.output)
+    check_not_an_input(output, [("content image", args.content)])
+    names = args.styles
+    from . import styles
+
+    for name in names or []:
+        styles.get(name)
+    model = load(args.method, device=args.device, weights=args.weights, encoder_weights=args.encoder_weights)
+    count = len(names or styles.names())
+    bar = tqdm(total=count, disable=args.no_progress, unit="style", dynamic_ncols=True)
+    sheet = style_sheet(model, args.content, names, size=args.size, columns=args.columns, alpha=args.alpha,
+                        preserve_color=args.preserve_color, progress=lambda name: bar.update(1))
+    bar.close()
+    save_image(sheet, output)
+    print(output)
+    return 0
+
+
+def _add_styles(commands) -> None:
+    p = commands.add_parser("styles", help="list the built-in styles",
+                            description="The public-domain paintings that ship with stylekit: --style NAME takes "
+                                        "one, stylekit sheet shows a photo in all of them.")
+    p.add_argument("--json", action="store_true", help="everything about each (title, painter, year, source, "
+                   "licence, path) as JSON")
+    p.set_defaults(func=cmd_styles)
+
+    p = commands.add_parser("sheet", help="a photo in every built-in style, on one labelled sheet",
+                            description="Stylize a photo with each built-in style and lay the results out in a grid, "
+                                        "the photo first, each captioned with the style's name, painter and year.")
+    p.add_argument("content", help="the photo")
+    p.add_argument("-o", "--output", required=True, help="the sheet: .jpg, .png or .webp")
+    p.add_argument("--styles", nargs="+", metavar="NAME", help="these built-in styles only (default: all)")
+    p.add_argument("--size", type=int, metavar="PX",
+                   help="the photo's longer side on the sheet, up or down (default: at most 256)")
+    p.add_argument("--columns", type=int, default=4, help="tiles per row (default: 4)")
+    p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1] (default: 1)")
+    p.add_argument("--preserve-color", nargs="?", const="luminance", default="none",
+                   choices=["none", "luminance", "histogram"],
+                   help="keep the photo's colours (bare flag: luminance; default: none)")
+    p.add_argument("--method", default="adain", choices=METHODS, help="stylization method (default: adain)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--weights", help="decoder weights (default: the shipped one)")
+    p.add_argument("--encoder-weights",
+                   help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sheet)
 
 
 def _add_serve_and_video(commands) -> None:
@@ -718,7 +809,7 @@ def _add_serve_and_video(commands) -> None:
     p = commands.add_parser("video", help="stylize a video frame by frame",
                             description="Stylize every frame of a video (same fps, no audio); prints the flicker figures.")
     p.add_argument("input", help="input video (anything ffmpeg reads)")
-    p.add_argument("--style", nargs="+", required=True, help="style image(s)")
+    p.add_argument("--style", nargs="+", required=True, help="style image(s) or built-in style names")
     p.add_argument("-o", "--output", required=True, help="output video: .mp4, .mkv, .mov, .webm or .avi")
     p.add_argument("--method", default="adain", choices=METHODS, help="stylization method (default: adain)")
     p.add_argument("--alpha", type=float, default=1.0, help="content-style trade-off in [0, 1] (default: 1)")
@@ -961,6 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_curve_args(p)
     p.set_defaults(func=cmd_evaluate)
     _add_serve_and_video(commands)
+    _add_styles(commands)
     _add_bench(commands)
     _add_export(commands)
     _add_spade(commands)
