@@ -85,9 +85,26 @@ def write_table() -> None:
     (STYLES / "README.md").write_text(TABLE_HEAD + "\n".join(rows) + "\n", encoding="utf-8")
 
 
+def write_gallery(path: Path) -> None:
+    """The paintings themselves, captioned, for the README (docs/images/builtin_styles.jpg)."""
+    from stylekit.images import save_image
+    from stylekit.sheet import _grid
+    from stylekit.styles import available
+
+    tiles = []
+    for s in available():
+        img = s.load()
+        img.thumbnail((160, 160))
+        tile = Image.new("RGB", (160, 160), "white")
+        tile.paste(img, ((160 - img.width) // 2, (160 - img.height) // 2))
+        tiles.append((s.name, f"{s.painter}, {s.year}", tile))
+    save_image(_grid(tiles, 7), path, quality=85)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repos", type=Path, help="folder of git clones (default: download)")
+    parser.add_argument("--gallery", type=Path, help="also write the paintings as one captioned picture")
     args = parser.parse_args()
     for entry in json.loads((STYLES / "styles.json").read_text()):
         data = source_bytes(entry, args.repos)
@@ -98,6 +115,8 @@ def main() -> None:
         print(f"{entry['name']:<22} {size[0]}x{size[1]} {len(jpeg) / 1000:.0f} KB  source sha256 "
               f"{hashlib.sha256(data).hexdigest()}")
     write_table()
+    if args.gallery is not None:
+        write_gallery(args.gallery)
 
 
 if __name__ == "__main__":

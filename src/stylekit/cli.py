@@ -764,7 +764,7 @@ def _add_styles(commands) -> None:
                                         "one, stylekit sheet shows a photo in all of them.")
     p.add_argument("--json", action="store_true", help="everything about each (title, painter, year, source, "
                    "licence, path) as JSON")
-    p.set_defaults(func=cmd_styles)
+    p.set_defaults(func=cmd_styles, torch=False)
 
     p = commands.add_parser("sheet", help="a photo in every built-in style, on one labelled sheet",
                             description="Stylize a photo with each built-in style and lay the results out in a grid, "
@@ -1100,9 +1100,10 @@ def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .ops import tune_allocator
+    if getattr(args, "torch", True):  # `stylekit styles` answers without importing torch
+        from .ops import tune_allocator
 
-    tune_allocator()  # our own process: reuse large freed blocks (measured 1.35x at 512 px; see docs/performance.md)
+        tune_allocator()  # our own process: reuse large freed blocks (measured 1.35x at 512 px; see docs/performance.md)
     try:
         return args.func(args)
     except StylekitError as exc:
