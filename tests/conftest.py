@@ -8,6 +8,8 @@ need ``../shared/data`` (or ``$STYLEKIT_DATA``) and skip, saying so, without it.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,20 @@ def stylizer(encoder, random_decoder):
     from stylekit.adain.model import AdaINStylizer
 
     return AdaINStylizer(encoder, random_decoder, device="cpu")
+
+
+def run_stylekit(*args, cwd=None, env: dict | None = None, python_flags=(), timeout: float = 600):
+    """``python -m stylekit ARGS`` as its own process (the real command line), one thread."""
+    full = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    full.update(env or {})
+    return subprocess.run([sys.executable, *python_flags, "-m", "stylekit", *map(str, args)], capture_output=True,
+                          text=True, env=full, cwd=cwd, timeout=timeout)
+
+
+def pixels(path) -> np.ndarray:
+    """An image file's RGB pixels as ints."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).astype(int)
 
 
 def make_image(path: Path, size=(64, 48), seed: int = 0, mode: str = "RGB", **save_kwargs) -> Path:

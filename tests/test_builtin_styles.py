@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,18 +15,7 @@ from PIL import Image
 from stylekit import styles
 from stylekit.errors import StylekitError
 
-from .conftest import DATA_DIR, REPO, make_image, needs_data
-
-
-def stylekit(*args, cwd=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "stylekit", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB")).astype(int)
+from .conftest import DATA_DIR, make_image, needs_data, pixels, run_stylekit as stylekit
 
 
 def _years(text: str) -> list[int]:

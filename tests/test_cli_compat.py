@@ -6,36 +6,20 @@ batch counts."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import REPO, make_image
-
-
-def stylekit(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
-    full = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "stylekit", *map(str, args)], capture_output=True, text=True,
-                          env=full, cwd=cwd, timeout=300)
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB")).astype(int)
+from .conftest import REPO, make_image, pixels, run_stylekit as stylekit
 
 
 def test_readme_first_command_offline_on_a_fresh_machine(tmp_path):
     """No STYLEKIT_WEIGHTS, an empty cache, downloads forbidden: the shipped encoder and decoder do it."""
-    env = {k: v for k, v in os.environ.items() if k != "STYLEKIT_WEIGHTS"}
-    env.update(XDG_CACHE_HOME=str(tmp_path / "empty_cache"), HOME=str(tmp_path), STYLEKIT_OFFLINE="1",
-               PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "stylekit", "stylize", "examples/chelsea.jpg", "--style",
-                           "examples/swirls.jpg", "-o", tmp_path / "chelsea_swirls.jpg"],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert "STYLEKIT_WEIGHTS" not in os.environ  # the tests' conftest drops it
+    proc = stylekit("stylize", "examples/chelsea.jpg", "--style", "examples/swirls.jpg", "-o",
+                    tmp_path / "chelsea_swirls.jpg", cwd=REPO,
+                    env={"XDG_CACHE_HOME": str(tmp_path / "empty_cache"), "HOME": str(tmp_path), "STYLEKIT_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "chelsea_swirls.jpg") as out, Image.open(REPO / "examples" / "chelsea.jpg") as src:
         assert out.size == src.size  # 451x300: under 512, kept

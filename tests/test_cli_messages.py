@@ -5,22 +5,13 @@ parameter names."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from stylekit.cli import build_parser
 
-from .conftest import REPO, make_image
-
-
-def stylekit(*args, python_flags=(), cwd=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, *python_flags, "-m", "stylekit", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+from .conftest import make_image, run_stylekit as stylekit
 
 
 def one_error(proc) -> str:

@@ -5,20 +5,12 @@ its earlier outputs out of the inputs. Through the real ``stylekit`` process."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from .conftest import REPO, make_image
-
-
-def stylekit(*args, cwd=None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "stylekit", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+from .conftest import make_image, run_stylekit as stylekit
 
 
 def assert_refused(proc, *words) -> None:

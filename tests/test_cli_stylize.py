@@ -473,6 +473,15 @@ def test_one_mask_for_two_styles_is_the_mask_and_its_complement(capsys, tmp_path
     assert np.abs(pixels(one) - pixels(two)).max() <= 1
 
 
+def test_one_white_mask_for_two_styles_leaves_the_second_nothing(capsys, tmp_path, content, style, style2, w):
+    white = tmp_path / "white.png"
+    Image.new("L", (80, 60), 255).save(white)
+    out = tmp_path / "out" / "r.png"
+    code, _, err = run(capsys, content, "--style", style, style2, "--mask", white, "-o", out, *SIZES, *w)
+    assert_error(code, err, "the mask is all white: its complement leaves no region for the second style")
+    assert files_under(tmp_path / "out") == []
+
+
 def test_all_black_mask(capsys, tmp_path, content, style, style2, w):
     m1, _ = _masks(tmp_path)
     black = tmp_path / "black.png"

@@ -493,7 +493,7 @@ def test_cli_without_an_inverse_network_says_what_to_do(capsys, tmp_path, pair, 
     [
         (["--steps", "3"], "--steps needs --optimize with --method style-swap"),
         (["--tv-weight", "0.1"], "--tv-weight needs --optimize"),
-        (["--optimize", "--patch-size", "2", "--stride", "3"], "stride (3) must not exceed patch_size (2)"),
+        (["--optimize", "--patch-size", "2", "--stride", "3"], "--stride (3) must not exceed --patch-size (2)"),
         (["--optimize", "--weights", "w.safetensors"], "uses no inverse network"),
     ],
 )

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from stylekit.cli import main
 
-from .conftest import make_image
+from .conftest import make_image, run_stylekit
 
 TINY = ["--resize", "40", "--crop", "32", "--batch-size", "2", "--precision", "fp32", "--device", "cpu"]
 
@@ -162,28 +162,23 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     assert not list(run.glob(".*.tmp")), "a temp file was left behind"
 
 
-def _stylekit(*args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(_cli(*map(str, args)), capture_output=True, text=True, env=env, timeout=600)
-
-
 def test_short_run_logs_and_samples_and_resume_needs_only_the_run(tiny_data, tmp_path):
     """A run shorter than --log-every and --sample-every still logs its losses and writes
     a sample grid; --resume alone continues it with the run's data folders, sizes and
     --max-steps; a changed value is named."""
     run = tmp_path / "run"
-    first = _stylekit(*train_args(tiny_data, run, "--max-steps", "3", "--log-every", "10", "--sample-every", "500",
+    first = run_stylekit(*train_args(tiny_data, run, "--max-steps", "3", "--log-every", "10", "--sample-every", "500",
                                   "--no-progress"))
     assert first.returncode == 0, first.stderr
     rows = read_log(run)
     assert [r["step"] for r in rows] == ["3"] and float(rows[0]["loss"]) > 0
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000003.png"]
 
-    again = _stylekit("train", "adain", "--out", run, "--resume", "--no-progress")
+    again = run_stylekit("train", "adain", "--out", run, "--resume", "--no-progress")
     assert again.returncode == 0, again.stderr
     assert "already at step 3 of its --max-steps 3" in again.stderr
 
-    more = _stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "5", "--no-progress")
+    more = run_stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "5", "--no-progress")
     assert more.returncode == 0, more.stderr
     assert "step 5 reached" in more.stderr
     # the shorter interval's row gives way to the one that covers it, as in a run never stopped
@@ -193,10 +188,10 @@ def test_short_run_logs_and_samples_and_resume_needs_only_the_run(tiny_data, tmp
     assert (config["content"], config["style"]) == (str(content.resolve()), str(style.resolve()))
     assert (config["resize"], config["crop"], config["batch_size"], config["max_steps"]) == (40, 32, 2, 5)
 
-    changed = _stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "6", "--crop", "16")
+    changed = run_stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "6", "--crop", "16")
     assert changed.returncode == 2
     assert changed.stderr.strip().splitlines()[-1].endswith("(--crop: 32 -> 16)"), changed.stderr
-    fresh = _stylekit("train", "adain", "--out", tmp_path / "none", "--resume")
+    fresh = run_stylekit("train", "adain", "--out", tmp_path / "none", "--resume")
     assert fresh.returncode == 2 and "--content is required" in fresh.stderr and "holds no run" in fresh.stderr
 
 

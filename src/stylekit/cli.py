@@ -1093,7 +1093,7 @@ def _as_flags(message: str, parser: argparse.ArgumentParser) -> str:
     actions = parser._actions if parser is not None else []
     flags = {a.dest: max(a.option_strings, key=len) for a in actions if a.option_strings and a.dest != "help"}
     for dest, flag in flags.items():
-        message = re.sub(rf"(?<![\w-]){re.escape(dest)}(?= must\b| \(-?\d| is\b|:)", flag, message)
+        message = re.sub(rf"(?<![\w-]){re.escape(dest)}(?= must\b| \(-?\d|:)", flag, message)
     return message
 
 

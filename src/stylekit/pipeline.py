@@ -188,6 +188,8 @@ def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw)
             t = center_crop(t)
         t = F.interpolate(t[None], size=tuple(out_hw), mode="bilinear", align_corners=False, antialias=True)[0]
         if float(t.max()) <= 0:
+            if len(masks) < len(loaded):
+                raise StylekitError("the mask is all white: its complement leaves no region for the second style")
             raise StylekitError(f"mask {i} is all black: it selects no region")
         out.append(t.clamp(0, 1))
     return out
