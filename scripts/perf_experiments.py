@@ -11,14 +11,12 @@ the plain way, on tensors of the shapes AdaIN has at 512 x 512; the last
 column says which of the two the fused path runs. A change is worth making
 only where the "alternative" column is smaller.
 
-The torch.compile row needs the encoder weights (``STYLEKIT_WEIGHTS``) and
-compiles for about half a minute. Run on a quiet machine.
+The torch.compile row compiles for about half a minute. Run on a quiet machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -160,8 +158,6 @@ def _stats_from_bf16(x):
 
 
 def _compile_row(repeats: int):
-    if not os.environ.get("STYLEKIT_WEIGHTS"):
-        return None
     import torch._inductor.config as inductor
 
     from stylekit.adain.model import AdaINStylizer

@@ -1,12 +1,15 @@
 """Shared fixtures. Tests never download: STYLEKIT_OFFLINE is set for the whole run.
 
-Real-weight tests need ``../shared/weights`` (or ``$STYLEKIT_WEIGHTS``) and skip
-with a clear reason when it is absent.
+Every test runs with the encoder that ships inside the package (whatever
+``$STYLEKIT_WEIGHTS`` the caller has set is dropped); tests of training images
+need ``../shared/data`` (or ``$STYLEKIT_DATA``) and skip, saying so, without it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +17,19 @@ import pytest
 import torch
 from PIL import Image
 
+from stylekit.weights import packaged_encoder
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STYLEKIT_SHARED", REPO.parent / "shared"))
-WEIGHTS_DIR = Path(os.environ.get("STYLEKIT_WEIGHTS", SHARED / "weights"))
-VGG_FILE = WEIGHTS_DIR / "vgg19_normalised_relu3_1.pth" if WEIGHTS_DIR.is_dir() else WEIGHTS_DIR
+#: the VGG-19 encoder shipped in the package (safetensors, stylekit's key layout)
+VGG_FILE = packaged_encoder()
+#: the original fp32 .pth the shipped file was made from, where a checkout has it beside
+ORIGINAL_VGG_FILE = SHARED / "weights" / "vgg19_normalised_relu3_1.pth"
 DATA_DIR = Path(os.environ.get("STYLEKIT_DATA", SHARED / "data"))
 
 os.environ["STYLEKIT_OFFLINE"] = "1"
-if WEIGHTS_DIR.exists():
-    os.environ["STYLEKIT_WEIGHTS"] = str(WEIGHTS_DIR)
+os.environ.pop("STYLEKIT_WEIGHTS", None)
 
-needs_vgg = pytest.mark.skipif(
-    not VGG_FILE.is_file(),
-    reason=f"real VGG-19 weights not found at {VGG_FILE} (put ../shared beside the clone or set STYLEKIT_WEIGHTS)",
-)
 needs_data = pytest.mark.skipif(
     not (DATA_DIR / "dev_eval").is_dir(),
     reason=f"shared image data not found at {DATA_DIR} (put ../shared beside the clone or set STYLEKIT_DATA)",
@@ -50,11 +52,20 @@ def no_shipped_inverse(monkeypatch):
                         lambda: {k: v for k, v in packaged().items() if k != "style-swap-inverse-relu3_1"})
 
 
+@pytest.fixture
+def no_shipped_encoder(monkeypatch):
+    """The package as it would be without its copy of the encoder."""
+    import stylekit.weights as weights
+
+    monkeypatch.setattr(weights, "packaged_encoder", lambda: None)
+
+
 @pytest.fixture(scope="session")
 def vgg_state():
-    if not VGG_FILE.is_file():
-        pytest.skip(f"real VGG-19 weights not found at {VGG_FILE}")
-    return torch.load(VGG_FILE, map_location="cpu", weights_only=True)
+    """The shipped encoder's tensors: ``preprocess.*`` and ``conv1_1.*`` ... ``conv3_1.*``."""
+    from safetensors.torch import load_file
+
+    return load_file(str(VGG_FILE))
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +89,20 @@ def stylizer(encoder, random_decoder):
     from stylekit.adain.model import AdaINStylizer
 
     return AdaINStylizer(encoder, random_decoder, device="cpu")
+
+
+def run_stylekit(*args, cwd=None, env: dict | None = None, python_flags=(), timeout: float = 600):
+    """``python -m stylekit ARGS`` as its own process (the real command line), one thread."""
+    full = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    full.update(env or {})
+    return subprocess.run([sys.executable, *python_flags, "-m", "stylekit", *map(str, args)], capture_output=True,
+                          text=True, env=full, cwd=cwd, timeout=timeout)
+
+
+def pixels(path) -> np.ndarray:
+    """An image file's RGB pixels as ints."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).astype(int)
 
 
 def seeded_image(size=(64, 48), seed: int = 0) -> Image.Image:

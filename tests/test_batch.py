@@ -10,9 +10,8 @@ import torch
 import stylekit.api
 from stylekit.cli import main
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
-pytestmark = needs_vgg
 
 N_GOOD = 30
 SIZES = ["--size", "32", "--style-size", "32"]
@@ -79,11 +78,11 @@ def test_batch_one_load_bad_files_skipped_and_resume(capsys, folders, loads, dec
     assert loads == ["adain"]  # one model for all 64 pairs
     assert len(outputs(out)) == expected
     assert len(outputs(out / "trip")) == 2 * len(range(0, N_GOOD, 5))  # sub-folders kept
-    warnings = [line for line in err.splitlines() if line.startswith("warning: skipped")]
+    warnings = [line for line in err.splitlines() if line.startswith("warning: could not stylize")]
     assert len(warnings) == 4, err  # 2 bad files x 2 styles
     assert sum("broken.jpg" in line for line in warnings) == 2
     assert sum("truncated.png" in line for line in warnings) == 2
-    assert f"{expected} written, 4 skipped" in err
+    assert f"{expected} written, 4 failed, in" in err
     assert "Traceback" not in err
 
     # resume: delete some outputs; only those (and the still-broken inputs) are redone
@@ -95,7 +94,7 @@ def test_batch_one_load_bad_files_skipped_and_resume(capsys, folders, loads, dec
     assert code == 2
     assert loads == ["adain", "adain"]
     assert f"skipping {expected - 5} outputs that already exist" in err
-    assert "5 written, 4 skipped" in err
+    assert f"5 written, 4 failed, {expected - 5} already existed" in err
     assert all(p.exists() for p in removed)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the others untouched
 
@@ -106,5 +105,6 @@ def test_batch_one_load_bad_files_skipped_and_resume(capsys, folders, loads, dec
     assert code == 0, err
     assert loads == ["adain", "adain"]
     assert f"skipping {expected} outputs that already exist" in err
+    assert f"0 written, 0 failed, {expected} already existed" in err
     assert len(outputs(out)) == expected
     assert not [p for p in out.rglob(".*") if p.is_file()]  # no temp files from the atomic writes

@@ -17,7 +17,7 @@ from stylekit.bench import METHODS, _ratio, _seconds, bench_devices, bench_image
 from stylekit.cli import main
 from stylekit.errors import StylekitError
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,7 +33,6 @@ def tiny_args(*extra):
             "--no-progress", *extra]
 
 
-@needs_vgg
 def test_bench_command_table_and_json(tmp_path, decoder_file, capsys):
     out = tmp_path / "bench.json"
     code = main(tiny_args("--sizes", "32", "40", "--adain-weights", str(decoder_file),
@@ -66,7 +65,6 @@ def test_bench_command_table_and_json(tmp_path, decoder_file, capsys):
     assert torch.get_num_threads() == 1
 
 
-@needs_vgg
 def test_missing_weights_are_reported_not_fatal(tmp_path, decoder_file, capsys, no_shipped_inverse):
     out = tmp_path / "bench.json"
     code = main(tiny_args("--methods", "style-swap-inverse", "adain", "--adain-weights", str(decoder_file),
@@ -136,7 +134,6 @@ def test_time_method_times_style_encoding_only_in_the_with_column():
     assert times["without_style_encoding"]["median"] < 0.05
 
 
-@needs_vgg
 @pytest.mark.parametrize("method", METHODS)
 def test_prepared_style_gives_the_same_output(method, decoder_file):
     model = load_method(method, device="cpu", steps=2, adain_weights=decoder_file, inverse_weights=decoder_file)

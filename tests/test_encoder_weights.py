@@ -8,15 +8,18 @@ import re
 import pytest
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file
 
 from stylekit import weights as W
 from stylekit.decoder import MirrorDecoder, infer_layer, load_decoder
 from stylekit.encoder import VGG19_LAYERS, VGGEncoder, canonical_state_dict, pools_before
 from stylekit.errors import StylekitError
 
-from .conftest import VGG_FILE, needs_vgg
+from .conftest import ORIGINAL_VGG_FILE, VGG_FILE
 
-SHARED_KEYS = {"conv1": "preprocess", "conv2": "conv1_1", "conv3": "conv1_2", "conv4": "conv2_1", "conv5": "conv2_2", "conv6": "conv3_1"}
+# the encoderN layout of LinearStyleTransfer / stylescene (the relu3_1 file's origin)
+STYLESCENE_KEYS = {"conv1": "preprocess", "conv2": "conv1_1", "conv3": "conv1_2", "conv4": "conv2_1", "conv5": "conv2_2",
+                   "conv6": "conv3_1"}
 PORT_INDEX = {"preprocess": 0, "conv1_1": 2, "conv1_2": 5, "conv2_1": 9, "conv2_2": 12, "conv3_1": 16}
 
 
@@ -35,11 +38,11 @@ def official_vgg_to_relu3_1() -> nn.Sequential:
 
 
 def to_port_layout(vgg_state) -> dict:
-    out = {}
-    for old, name in SHARED_KEYS.items():
-        for part in ("weight", "bias"):
-            out[f"{PORT_INDEX[name]}.{part}"] = vgg_state[f"{old}.{part}"]
-    return out
+    return {f"{PORT_INDEX[name]}.{part}": vgg_state[f"{name}.{part}"] for name in PORT_INDEX for part in ("weight", "bias")}
+
+
+def to_stylescene_layout(vgg_state) -> dict:
+    return {f"{old}.{part}": vgg_state[f"{name}.{part}"] for old, name in STYLESCENE_KEYS.items() for part in ("weight", "bias")}
 
 
 def test_layer_table_is_vgg19():
@@ -50,7 +53,6 @@ def test_layer_table_is_vgg19():
     assert pools_before("relu3_1") == 2 and pools_before("relu4_1") == 3 and pools_before("relu1_1") == 0
 
 
-@needs_vgg
 def test_encoder_matches_official_sequential(vgg_state, encoder):
     reference = official_vgg_to_relu3_1()
     reference.load_state_dict(to_port_layout(vgg_state))
@@ -63,23 +65,21 @@ def test_encoder_matches_official_sequential(vgg_state, encoder):
     assert feats["relu3_1"].shape == (2, 256, 10, 13)  # ceil-mode pooling: 37 -> 19 -> 10
 
 
-@needs_vgg
 def test_encoder_preprocessing_is_bgr_mean_subtracted(encoder):
     x = torch.rand(1, 3, 4, 4)
     expected = x[:, [2, 1, 0]] * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
     assert torch.allclose(encoder.preprocess(x), expected, atol=1e-3)
 
 
-@needs_vgg
 def test_all_layouts_give_the_same_encoder(vgg_state):
     x = torch.rand(1, 3, 32, 32)
     ours = VGGEncoder(vgg_state).encode(x)
     port = VGGEncoder(to_port_layout(vgg_state)).encode(x)
-    canonical = VGGEncoder(canonical_state_dict(vgg_state)).encode(x)
-    assert torch.equal(ours, port) and torch.equal(ours, canonical)
+    stylescene = VGGEncoder(to_stylescene_layout(vgg_state)).encode(x)
+    assert torch.equal(ours, port) and torch.equal(ours, stylescene)
+    assert canonical_state_dict(to_stylescene_layout(vgg_state)).keys() == vgg_state.keys()
 
 
-@needs_vgg
 def test_too_deep_layer_names_layer_and_file(vgg_state):
     with pytest.raises(StylekitError, match=r"relu4_1.*conv3_2.*myfile\.pth.*stops at conv3_1"):
         VGGEncoder(vgg_state, last_layer="relu4_1", source="myfile.pth")
@@ -87,7 +87,6 @@ def test_too_deep_layer_names_layer_and_file(vgg_state):
         VGGEncoder(vgg_state, last_layer="relu9_9")
 
 
-@needs_vgg
 def test_encoder_is_frozen_and_stops_early(encoder):
     assert not any(p.requires_grad for p in encoder.parameters())
     encoder.train()
@@ -128,23 +127,56 @@ def test_decoder_rejects_wrong_weights():
         decoder.load_weights(bad)
 
 
-@needs_vgg
-def test_resolve_from_env_dir_and_verify(monkeypatch, tmp_path, vgg_state):
-    assert W.resolve("vgg19") == VGG_FILE
-    # The full-layout file verifies too: identity is over conv1_1..conv3_1 only.
+def deeper_port_file(vgg_state, path):
+    """A pytorch-AdaIN ``vgg_normalised.pth`` layout that goes one conv deeper (conv3_2)."""
     full = to_port_layout(vgg_state)
     full["19.weight"], full["19.bias"] = torch.zeros(256, 256, 3, 3), torch.zeros(256)
-    torch.save(full, tmp_path / "vgg_normalised.pth")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(full, path)
+    return path
+
+
+def test_shipped_encoder_is_found_offline_and_verified():
+    assert "STYLEKIT_WEIGHTS" not in __import__("os").environ
+    assert W.resolve("vgg19") == VGG_FILE
+    assert VGG_FILE.parent == W.PACKAGE_DATA and VGG_FILE.suffix == ".safetensors"
+    index = __import__("json").loads((W.PACKAGE_DATA / "weights.json").read_text())
+    assert hashlib.sha256(VGG_FILE.read_bytes()).hexdigest() == index["vgg19"]["sha256"]
+    assert W.encoder_depth() == "relu3_1"
+
+
+@pytest.mark.skipif(not ORIGINAL_VGG_FILE.is_file(), reason=f"the original file is not at {ORIGINAL_VGG_FILE}")
+def test_shipped_encoder_holds_the_original_tensors(vgg_state):
+    original = canonical_state_dict(torch.load(ORIGINAL_VGG_FILE, map_location="cpu", weights_only=True))
+    assert original.keys() == vgg_state.keys()
+    assert all(vgg_state[k].dtype == torch.float32 and torch.equal(vgg_state[k], original[k]) for k in original)
+
+
+def test_resolve_from_env_dir_and_verify(monkeypatch, tmp_path, vgg_state):
+    # The full-layout file verifies too: identity is over conv1_1..conv3_1 only.
+    deeper_port_file(vgg_state, tmp_path / "vgg_normalised.pth")
     monkeypatch.setenv("STYLEKIT_WEIGHTS", str(tmp_path))
     assert W.resolve("vgg19") == tmp_path / "vgg_normalised.pth"
     assert W.encoder_depth() == "relu3_2"
+    monkeypatch.setenv("STYLEKIT_WEIGHTS", str(tmp_path / "vgg_normalised.pth"))  # one file
+    assert W.encoder_depth() == "relu3_2"
+    monkeypatch.setenv("STYLEKIT_WEIGHTS", str(tmp_path / "empty"))  # a folder without it: the shipped file
+    assert W.resolve("vgg19") == VGG_FILE
 
 
-@needs_vgg
+def test_deeper_file_in_the_cache_comes_before_the_shipped_one(tmp_path, vgg_state):
+    cached = deeper_port_file(vgg_state, W.cache_dir() / "vgg_normalised.pth")
+    assert W.resolve("vgg19") == cached and W.encoder_depth() == "relu3_2"
+    assert W.load_encoder(last_layer="relu3_2").last_layer == "relu3_2"
+    explicit = deeper_port_file(vgg_state, tmp_path / "mine" / "vgg_normalised.pth")
+    cached.unlink()
+    assert W.encoder_depth(explicit) == "relu3_2" and W.encoder_depth() == "relu3_1"
+
+
 def test_checksum_failure_is_clear(monkeypatch, tmp_path, vgg_state):
     tampered = dict(vgg_state)
-    tampered["conv4.weight"] = tampered["conv4.weight"].clone()
-    tampered["conv4.weight"][0, 0, 0, 0] += 1e-3
+    tampered["conv2_1.weight"] = tampered["conv2_1.weight"].clone()
+    tampered["conv2_1.weight"][0, 0, 0, 0] += 1e-3
     torch.save(tampered, tmp_path / "vgg19_normalised_relu3_1.pth")
     monkeypatch.setenv("STYLEKIT_WEIGHTS", str(tmp_path))
     with pytest.raises(StylekitError, match="fails its checksum"):
@@ -155,12 +187,12 @@ def test_checksum_failure_is_clear(monkeypatch, tmp_path, vgg_state):
 
 def test_truncated_weight_file(tmp_path):
     path = tmp_path / "vgg19_normalised_relu3_1.pth"
-    path.write_bytes(VGG_FILE.read_bytes()[:1000] if VGG_FILE.is_file() else b"PK\x03\x04garbage")
+    path.write_bytes(VGG_FILE.read_bytes()[:1000])
     with pytest.raises(StylekitError, match="cannot read"):
         W.load_encoder(path)
 
 
-def test_missing_weights_say_how_to_get_them(monkeypatch, tmp_path):
+def test_missing_weights_say_how_to_get_them(monkeypatch, tmp_path, no_shipped_encoder):
     monkeypatch.setenv("STYLEKIT_WEIGHTS", str(tmp_path / "empty"))
     monkeypatch.setenv("STYLEKIT_OFFLINE", "1")
     monkeypatch.setattr(W.urllib.request, "urlopen", lambda *a, **k: pytest.fail("must not download"))
@@ -171,7 +203,7 @@ def test_missing_weights_say_how_to_get_them(monkeypatch, tmp_path):
     assert "\n" not in message
 
 
-def test_download_is_verified_and_atomic(monkeypatch, tmp_path):
+def test_download_is_verified_and_atomic(monkeypatch, tmp_path, no_shipped_encoder):
     monkeypatch.delenv("STYLEKIT_OFFLINE", raising=False)
     monkeypatch.setenv("STYLEKIT_WEIGHTS", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -195,11 +227,12 @@ def test_download_is_verified_and_atomic(monkeypatch, tmp_path):
         W.resolve("vgg19")
     cache = tmp_path / "cache" / "stylekit"
     assert not any(cache.iterdir()) if cache.exists() else True
-    if VGG_FILE.is_file():
-        monkeypatch.setattr(W.urllib.request, "urlopen", lambda *a, **k: FakeResponse(VGG_FILE.read_bytes()))
-        path = W.resolve("vgg19")
-        assert path == cache / "vgg19_normalised_relu3_1.pth"
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == W.ENCODER.sha256
+    served = tmp_path / "served.pth"  # the shipped tensors in the downloaded file's layout
+    torch.save(to_stylescene_layout(load_file(str(VGG_FILE))), served)
+    monkeypatch.setattr(W.urllib.request, "urlopen", lambda *a, **k: FakeResponse(served.read_bytes()))
+    path = W.resolve("vgg19")
+    assert path == cache / "vgg19_normalised_relu3_1.pth"
+    assert path.read_bytes() == served.read_bytes()
 
 
 def test_unknown_weights_name():

@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from stylekit.cli import main
 from stylekit.evaluate import score
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 
-@needs_vgg
 def test_score_matches_definitions(encoder):
     g = torch.Generator().manual_seed(0)
     out, content, style = (torch.rand(3, 40, 48, generator=g) for _ in range(3))
@@ -39,7 +38,6 @@ def test_score_matches_definitions(encoder):
     assert score(encoder, content, content, style)["content"] == 0
 
 
-@needs_vgg
 def test_evaluate_command_table_and_json(tmp_path, decoder_file, capsys):
     for i in range(2):
         make_image(tmp_path / "c" / f"c{i}.png", (40, 32), seed=i)

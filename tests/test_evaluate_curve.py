@@ -14,7 +14,7 @@ from stylekit.errors import StylekitError
 from stylekit.evaluate import check_curve_steps, loss_curve
 from stylekit.optimize import optimize_image
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -102,7 +102,6 @@ def curve_args(pairs, prefix, *extra):
             "--curve-out", str(prefix), "--no-progress", *extra]
 
 
-@needs_vgg
 def test_curve_command_writes_json_and_png(pairs, tmp_path, decoder_file, capsys):
     prefix = tmp_path / "out" / "fig3"
     code = main(curve_args(pairs, prefix, "--weights", str(decoder_file), "--inverse-weights", str(decoder_file)))
@@ -146,7 +145,6 @@ def test_curve_command_writes_json_and_png(pairs, tmp_path, decoder_file, capsys
         assert len(img.convert("RGB").getcolors(1 << 16) or range(1 << 16)) > 50  # something was drawn
 
 
-@needs_vgg
 def test_curve_without_an_inverse_network_leaves_it_out(pairs, tmp_path, decoder_file, capsys, no_shipped_inverse):
     prefix = tmp_path / "fig3.png"  # a suffix on the prefix is dropped
     code = main(curve_args(pairs, prefix, "--weights", str(decoder_file), "--curve-steps", "0", "1"))
@@ -189,7 +187,6 @@ def test_curve_flags_need_curve(pairs, flag, capsys):
     assert f"{flag[0]} applies only with --curve" in capsys.readouterr().err
 
 
-@needs_vgg
 def test_loss_curve_needs_gatys_to_run_to_the_last_step(encoder, pairs):
     from stylekit.gatys.model import GatysStylizer
 

@@ -12,7 +12,7 @@ from stylekit.cli import main
 from stylekit.errors import StylekitError
 from stylekit.fast.model import FastNet, FastNetConfig, conv_flops, modulate, style_vector
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 SMALL = FastNetConfig(widths=(4, 8, 8, 16), blocks=2, hidden=16, style_size=64)
 
@@ -114,7 +114,6 @@ def test_load_refuses_other_files(tmp_path, decoder_file):
         load_fast_net(tmp_path / "junk.safetensors")
 
 
-@needs_vgg
 def test_cli_stylize_with_the_fast_method(small_net, tmp_path):
     weights = save_net(small_net, tmp_path / "fast.safetensors")
     content, style = make_image(tmp_path / "c.png", (70, 50), 1), make_image(tmp_path / "s.jpg", (64, 64), 2)
@@ -126,7 +125,6 @@ def test_cli_stylize_with_the_fast_method(small_net, tmp_path):
     assert Image.open(out).size == (64, 46)
 
 
-@needs_vgg
 def test_onnx_export_matches_pytorch(small_net, tmp_path, encoder):
     pytest.importorskip("onnxruntime")
     import numpy as np
@@ -163,7 +161,6 @@ TINY_FAST = ["--content-resize", "48", "--style-resize", "48", "--crop", "32", "
              "--sample-every", "0", "--no-progress", "--log-every", "1"]
 
 
-@needs_vgg
 def test_train_fast_resumes_bit_for_bit(tiny_data, tmp_path):
     from safetensors.torch import load_file
 
@@ -180,7 +177,6 @@ def test_train_fast_resumes_bit_for_bit(tiny_data, tmp_path):
     assert [r.split(",")[3:6] for r in rows[1:]] == [r.split(",")[3:6] for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
 
 
-@needs_vgg
 def test_fast_loss_terms(tiny_data):
     """The distillation loss is the L1 distance to the teacher's output; the feature term the relu3_1 MSE."""
     import torch.nn.functional as F

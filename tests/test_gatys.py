@@ -15,7 +15,7 @@ from stylekit.errors import StylekitError
 from stylekit.gatys.model import GatysStylizer, default_layers
 from stylekit.losses import gram_matrix
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -53,7 +53,6 @@ def test_default_layers_need_relu3_1():
         default_layers("relu2_1")
 
 
-@needs_vgg
 def test_optimisation_decreases_the_loss(encoder):
     content, style = img(32, 40, 1), img(36, 36, 2)
     for optimizer in ("lbfgs", "adam"):
@@ -68,7 +67,6 @@ def test_optimisation_decreases_the_loss(encoder):
         assert total(loss(out)) < 0.5 * total(start), optimizer
 
 
-@needs_vgg
 def test_targets_blend_grams_by_weights_and_alpha(encoder):
     model = GatysStylizer(encoder, progress=False)
     content, s1, s2 = img(32, 32, 3), img(24, 40, 4), img(40, 24, 5)
@@ -87,7 +85,6 @@ def test_targets_blend_grams_by_weights_and_alpha(encoder):
     assert total(start) < 1e-8
 
 
-@needs_vgg
 def test_masks_give_each_style_a_region(encoder):
     model = GatysStylizer(encoder, steps=6, progress=False)
     content, s1, s2 = img(32, 40, 6), img(32, 32, 7), torch.full((1, 3, 32, 32), 0.9)
@@ -111,7 +108,6 @@ def test_masks_give_each_style_a_region(encoder):
     assert torch.allclose(gram_matrix(feats, torch.ones_like(feats[:, :1])), gram_matrix(feats), rtol=1e-5)
 
 
-@needs_vgg
 def test_noise_init_is_seeded_and_sizes_are_kept(encoder):
     content, style = img(29, 37, 8), img(32, 32, 9)
     runs = [
@@ -124,7 +120,6 @@ def test_noise_init_is_seeded_and_sizes_are_kept(encoder):
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
-@needs_vgg
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -143,7 +138,6 @@ def test_bad_options(encoder, kwargs, match):
         GatysStylizer(encoder, **kwargs)
 
 
-@needs_vgg
 def test_load_rejects_decoder_weights(tmp_path):
     import stylekit
 
@@ -182,7 +176,6 @@ def pair(tmp_path):
 SMALL = ["--size", "48", "--style-size", "40", "--device", "cpu", "--no-progress"]
 
 
-@needs_vgg
 def test_cli_gatys(capsys, tmp_path, pair):
     content, style = pair
     out = tmp_path / "out.png"
@@ -194,7 +187,6 @@ def test_cli_gatys(capsys, tmp_path, pair):
         assert image.size == (48, 36)
 
 
-@needs_vgg
 @pytest.mark.parametrize("method", [["--method", "gatys"], ["--method", "style-swap", "--optimize"]])
 def test_cli_refuses_an_image_too_large_for_the_memory(capsys, tmp_path, pair, monkeypatch, method):
     import stylekit.optimize as optimize
@@ -207,7 +199,6 @@ def test_cli_refuses_an_image_too_large_for_the_memory(capsys, tmp_path, pair, m
     assert not out.exists()
 
 
-@needs_vgg
 @pytest.mark.parametrize(
     "flags, match",
     [
@@ -226,7 +217,6 @@ def test_cli_rejects_flags_that_do_not_apply(capsys, tmp_path, pair, flags, matc
     assert not out.exists()
 
 
-@needs_vgg
 def test_cli_evaluate_gatys(capsys, tmp_path, pair):
     content, style = pair
     code, stdout, err = run(capsys, "evaluate", "--content", content, "--style", style, "--method", "gatys",

@@ -12,7 +12,6 @@ from stylekit.errors import StylekitError
 from stylekit.measures import (cfsd_from_features, colour_distance, downsample, measure, multiscale_style_losses,
                                ssim_gray)
 
-from .conftest import needs_vgg
 
 
 def test_downsample_is_the_block_mean():
@@ -96,7 +95,6 @@ def test_cfsd_matches_a_row_by_row_kl_divergence():
     assert cfsd_from_features(fc, fc) == pytest.approx(0, abs=1e-15)
 
 
-@needs_vgg
 def test_multiscale_style_loss_is_the_style_loss_of_the_downsampled_pair(encoder):
     from stylekit.losses import mean_std_style_loss
 
@@ -112,7 +110,6 @@ def test_multiscale_style_loss_is_the_style_loss_of_the_downsampled_pair(encoder
     assert got[8] is None  # 8 x 9 px after downsampling: too small to measure
 
 
-@needs_vgg
 def test_measure_of_the_content_itself(encoder):
     g = torch.Generator().manual_seed(5)
     content, style = torch.rand(3, 64, 64, generator=g), torch.rand(3, 64, 64, generator=g)

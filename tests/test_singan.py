@@ -19,7 +19,7 @@ from stylekit.errors import StylekitError
 from stylekit.singan.model import pyramid_sizes, scale_channels
 from stylekit.singan.sifid import frechet_distance, gaussian, shuffled_patches, sifid
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -102,7 +102,6 @@ def test_shuffled_patches_permute_tiles():
     assert torch.equal(out.flatten().sort().values, img.flatten().sort().values)
 
 
-@needs_vgg
 def test_sifid_vgg_of_an_image_with_itself_is_zero(encoder):
     img = torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(0))
     assert sifid(encoder, img, img) == pytest.approx(0.0, abs=1e-6)
@@ -241,7 +240,6 @@ def test_bad_inputs_exit_2(tiny_image, tmp_path, capsys):
     assert Image.open(tmp_path / "partial" / "sample_000.png").size == (31, 21)
 
 
-@needs_vgg
 def test_score_writes_a_table_and_json(tiny_image, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "singan", str(tiny_image), "-o", str(run), *TINY]) == 0

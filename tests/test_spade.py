@@ -32,7 +32,7 @@ from stylekit.spade.model import (
 from stylekit.spade.synthesize import class_colour_error, global_mean_baseline
 from stylekit.spade.synthetic import CLASSES, make_dataset, make_example
 
-from .conftest import needs_vgg
+
 
 
 def _close(a, b, tol=1e-10):
@@ -305,7 +305,6 @@ def test_kl_divergence():
     assert L.kl_divergence(torch.ones(1, 3), torch.zeros(1, 3)).item() == pytest.approx(1.5)
 
 
-@needs_vgg
 def test_vgg_loss(encoder):
     a = torch.rand(2, 3, 32, 32) * 2 - 1
     assert L.vgg_loss(encoder, a, a).item() == 0

@@ -20,7 +20,7 @@ from stylekit import functional as SF
 from stylekit.errors import StylekitError
 from stylekit.functional import style_swap
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 EPS = 1e-8
 
@@ -291,7 +291,6 @@ def feed_forward(encoder, random_decoder):
     return StyleSwapStylizer(encoder, random_decoder, device="cpu", precision="fp32")  # the float32 reference
 
 
-@needs_vgg
 @pytest.mark.parametrize("hw", [(37, 45), (32, 32), (17, 50)])
 def test_feed_forward_keeps_the_size(feed_forward, hw):
     out = feed_forward.stylize(img(*hw, 1)[0], img(40, 36, 2)[0], size=0, style_size=0)
@@ -299,7 +298,6 @@ def test_feed_forward_keeps_the_size(feed_forward, hw):
     assert bool(torch.isfinite(out).all())
 
 
-@needs_vgg
 def test_feed_forward_equals_the_plain_modules(feed_forward, encoder, random_decoder):
     """The shared runner (fp32, channels_last, fused CPU path) computes what the
     modules compute: encoder -> swap -> inverse network, in plain float32."""
@@ -312,7 +310,6 @@ def test_feed_forward_equals_the_plain_modules(feed_forward, encoder, random_dec
     assert got.shape == expected.shape and torch.allclose(got, expected, rtol=0, atol=1e-4)
 
 
-@needs_vgg
 def test_tiled_equals_untiled(encoder, random_decoder):
     """Above tile_pixels the encoder and the inverse network run in overlapping
     tiles; their interiors are the whole image's, so the swap sees the same
@@ -330,7 +327,6 @@ def test_tiled_equals_untiled(encoder, random_decoder):
     assert torch.allclose(a, b, rtol=0, atol=1e-5)
 
 
-@needs_vgg
 def test_target_features_controls(feed_forward, encoder):
     content_feat = encoder.encode(img(32, 40, 3))
     s1, s2 = encoder.encode(img(36, 28, 4)), encoder.encode(img(28, 36, 5))
@@ -347,7 +343,6 @@ def test_target_features_controls(feed_forward, encoder):
     assert torch.equal(got[..., :4], swap1[..., :4]) and torch.equal(got[..., 4:], swap2[..., 4:])
 
 
-@needs_vgg
 def test_optimisation_moves_features_toward_the_swap(encoder):
     from stylekit.losses import content_loss
     from stylekit.style_swap.model import StyleSwapStylizer
@@ -365,7 +360,6 @@ def test_optimisation_moves_features_toward_the_swap(encoder):
     assert float(sum(loss(out).values())) < float(sum(loss(content).values()))
 
 
-@needs_vgg
 def test_optimisation_with_masks_and_odd_size(encoder):
     from stylekit.style_swap.model import StyleSwapStylizer
 
@@ -377,7 +371,6 @@ def test_optimisation_with_masks_and_odd_size(encoder):
     assert out.shape == (3, 30, 43)
 
 
-@needs_vgg
 def test_load(decoder_file):
     import stylekit
 
@@ -391,7 +384,6 @@ def test_load(decoder_file):
     assert shipped.inverse is not None and shipped.inverse.from_layer == "relu3_1"
 
 
-@needs_vgg
 def test_load_without_a_shipped_inverse_network(no_shipped_inverse):
     import stylekit
 
@@ -399,7 +391,6 @@ def test_load_without_a_shipped_inverse_network(no_shipped_inverse):
         stylekit.load("style-swap", device="cpu")
 
 
-@needs_vgg
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -420,7 +411,6 @@ def test_bad_options(encoder, random_decoder, kwargs, match):
         StyleSwapStylizer(encoder, inverse, **kwargs)
 
 
-@needs_vgg
 def test_bad_optimisation_options(encoder):
     from stylekit.style_swap.model import StyleSwapStylizer
 
@@ -456,7 +446,6 @@ def pair(tmp_path):
 SMALL = ["--size", "48", "--style-size", "40", "--device", "cpu", "--no-progress"]
 
 
-@needs_vgg
 def test_cli_optimize(capsys, tmp_path, pair):
     from PIL import Image
 
@@ -471,7 +460,6 @@ def test_cli_optimize(capsys, tmp_path, pair):
         assert image.size == (48, 36)
 
 
-@needs_vgg
 def test_cli_feed_forward_with_given_inverse(capsys, tmp_path, pair, decoder_file):
     content, style = pair
     out = tmp_path / "out.png"
@@ -481,7 +469,6 @@ def test_cli_feed_forward_with_given_inverse(capsys, tmp_path, pair, decoder_fil
     assert out.is_file()
 
 
-@needs_vgg
 def test_cli_uses_the_shipped_inverse_network(capsys, tmp_path, pair):
     content, style = pair
     out = tmp_path / "out.png"
@@ -491,7 +478,6 @@ def test_cli_uses_the_shipped_inverse_network(capsys, tmp_path, pair):
         assert img.size == (48, 36)
 
 
-@needs_vgg
 def test_cli_without_an_inverse_network_says_what_to_do(capsys, tmp_path, pair, no_shipped_inverse):
     content, style = pair
     out = tmp_path / "out.png"
@@ -502,13 +488,12 @@ def test_cli_without_an_inverse_network_says_what_to_do(capsys, tmp_path, pair, 
     assert "--optimize" in lines[0] and not out.exists()
 
 
-@needs_vgg
 @pytest.mark.parametrize(
     "flags, match",
     [
         (["--steps", "3"], "--steps needs --optimize with --method style-swap"),
         (["--tv-weight", "0.1"], "--tv-weight needs --optimize"),
-        (["--optimize", "--patch-size", "2", "--stride", "3"], "stride (3) must not exceed patch_size (2)"),
+        (["--optimize", "--patch-size", "2", "--stride", "3"], "--stride (3) must not exceed --patch-size (2)"),
         (["--optimize", "--weights", "w.safetensors"], "uses no inverse network"),
     ],
 )

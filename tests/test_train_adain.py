@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from stylekit.cli import main
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image, run_stylekit
 
 TINY = ["--resize", "40", "--crop", "32", "--batch-size", "2", "--precision", "fp32", "--device", "cpu"]
 
@@ -42,7 +42,6 @@ def train_args(data, run_dir, *extra):
     return ["train", "adain", "--content", str(content), "--style", str(style), "--out", str(run_dir), *TINY, *extra]
 
 
-@needs_vgg
 def test_two_steps_write_weights_log_samples(tiny_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(tiny_data, run, "--max-steps", "2", "--log-every", "1", "--sample-every", "2", "--no-progress")) == 0
@@ -58,7 +57,6 @@ def test_two_steps_write_weights_log_samples(tiny_data, tmp_path, capsys):
     assert main(train_args(tiny_data, run, "--max-steps", "2", "--no-progress")) == 2
 
 
-@needs_vgg
 def test_loss_is_the_papers(tiny_data):
     """Content loss against the AdaIN target t (not the content features), mean/std style loss."""
     from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
@@ -94,7 +92,6 @@ def test_loss_is_the_papers(tiny_data):
     assert total.item() == pytest.approx(0.5 * ref_c.item() + 7.0 * ref_s.item(), rel=1e-4)
 
 
-@needs_vgg
 def test_inverse_lr_decay(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert main(train_args(tiny_data, run, "--max-steps", "3", "--log-every", "1", "--lr", "1e-3",
@@ -103,7 +100,6 @@ def test_inverse_lr_decay(tiny_data, tmp_path):
     assert lrs == pytest.approx([1e-3 / (1 + 0.5 * s) for s in range(3)])
 
 
-@needs_vgg
 def test_resume_rejects_changed_config(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert main(train_args(tiny_data, run, "--max-steps", "1", "--sample-every", "0", "--no-progress")) == 0
@@ -114,7 +110,6 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "stylekit", *args]
 
 
-@needs_vgg
 @pytest.mark.slow
 def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     """kill -9 a run several times at random moments; the resumed run ends with the
@@ -165,3 +160,68 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tiny_data, tmp_path):
     a, b = load_file(str(reference / "weights.safetensors")), load_file(str(run / "weights.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not list(run.glob(".*.tmp")), "a temp file was left behind"
+
+
+def test_short_run_logs_and_samples_and_resume_needs_only_the_run(tiny_data, tmp_path):
+    """A run shorter than --log-every and --sample-every still logs its losses and writes
+    a sample grid; --resume alone continues it with the run's data folders, sizes and
+    --max-steps; a changed value is named."""
+    run = tmp_path / "run"
+    first = run_stylekit(*train_args(tiny_data, run, "--max-steps", "3", "--log-every", "10", "--sample-every", "500",
+                                  "--no-progress"))
+    assert first.returncode == 0, first.stderr
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == ["3"] and float(rows[0]["loss"]) > 0
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000003.png"]
+
+    again = run_stylekit("train", "adain", "--out", run, "--resume", "--no-progress")
+    assert again.returncode == 0, again.stderr
+    assert "already at step 3 of its --max-steps 3" in again.stderr
+
+    more = run_stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "5", "--no-progress")
+    assert more.returncode == 0, more.stderr
+    assert "step 5 reached" in more.stderr
+    # the shorter interval's row gives way to the one that covers it, as in a run never stopped
+    assert [r["step"] for r in read_log(run)] == ["5"]
+    config = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["config"]
+    content, style = tiny_data
+    assert (config["content"], config["style"]) == (str(content.resolve()), str(style.resolve()))
+    assert (config["resize"], config["crop"], config["batch_size"], config["max_steps"]) == (40, 32, 2, 5)
+
+    changed = run_stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "6", "--crop", "16")
+    assert changed.returncode == 2
+    assert changed.stderr.strip().splitlines()[-1].endswith("(--crop: 32 -> 16)"), changed.stderr
+    fresh = run_stylekit("train", "adain", "--out", tmp_path / "none", "--resume")
+    assert fresh.returncode == 2 and "--content is required" in fresh.stderr and "holds no run" in fresh.stderr
+
+
+def test_log_header_is_written_at_the_first_step(tmp_path):
+    from stylekit.training.loop import LoopConfig, run_training
+
+    class Task:
+        kind = "probe"
+        seen: list = []
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+        def train_step(self, step):
+            Task.seen.append((tmp_path / "run" / "log.csv").read_text() if step else None)
+            return {"loss": float(step)}
+
+        def learning_rate(self):
+            return 0.1
+
+        def write_samples(self, path):
+            pass
+
+        def export_weights(self, path):
+            Path(path).write_bytes(b"")
+
+    run_training(Task(), {}, tmp_path / "run", LoopConfig(max_steps=3, log_every=100, sample_every=0, progress=False))
+    assert Task.seen[1] == "step,elapsed_s,lr,loss,steps_per_s\n"  # after one step, before any row
+    rows = read_log(tmp_path / "run")
+    assert [(r["step"], float(r["loss"])) for r in rows] == [("3", 1.0)]  # (0 + 1 + 2) / 3

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from stylekit.cli import main
 from stylekit.functional import style_swap
 
-from .conftest import make_image, needs_vgg
+from .conftest import make_image
 
 TINY = ["--resize", "40", "--crop", "32", "--batch-size", "3", "--precision", "fp32", "--device", "cpu"]
 
@@ -24,7 +24,6 @@ def tiny_data(tmp_path):
     return tmp_path / "content", tmp_path / "style"
 
 
-@needs_vgg
 def test_targets_mix_content_style_and_swap(tiny_data):
     from stylekit.style_swap.train import StyleSwapTrainConfig, StyleSwapTrainTask
 
@@ -42,7 +41,6 @@ def test_targets_mix_content_style_and_swap(tiny_data):
     assert set(terms) == {"feature", "tv"} and total.item() == pytest.approx(sum(t.item() for t in terms.values()))
 
 
-@needs_vgg
 def test_tiny_run_and_fine_tuning_start(tiny_data, tmp_path, decoder_file):
     content, style = tiny_data
     run = tmp_path / "run"

@@ -18,9 +18,8 @@ from stylekit.cli import main  # noqa: E402
 from stylekit.errors import StylekitError  # noqa: E402
 from stylekit.video import VideoResult, stylize_video  # noqa: E402
 
-from .conftest import make_image, needs_vgg  # noqa: E402
+from .conftest import make_image  # noqa: E402
 
-pytestmark = needs_vgg
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -33,10 +33,10 @@ import stylekit  # noqa: E402
 from stylekit.pipeline import Stylizer  # noqa: E402
 from stylekit.server import Limits, create_app  # noqa: E402
 
-from .conftest import needs_vgg, seeded_image  # noqa: E402
+from .conftest import seeded_image  # noqa: E402
 from .test_server_live import _one_torch_thread, running  # noqa: E402,F401 (an autouse fixture)
 
-pytestmark = [needs_vgg, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 CHROMIUM = Path(os.environ.get("STYLEKIT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

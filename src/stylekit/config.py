@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, skip=(), required=()) ->
         kind = _base_type(f.type)
         has_default = f.default is not dataclasses.MISSING
         kwargs = {"dest": f.name, "help": f.metadata.get("help")}
-        if has_default and kwargs["help"]:
+        if has_default and kwargs["help"] and f.default is not None and "(default" not in kwargs["help"]:
             kwargs["help"] += f" (default: {f.default})"
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

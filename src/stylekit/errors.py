@@ -11,6 +11,11 @@ class StylekitError(ValueError):
     """A problem with the caller's input, reported in one line."""
 
 
+def plural(count: int, noun: str, suffix: str = "s") -> str:
+    """``1 mask``, ``2 masks``: a count with its noun in the right number."""
+    return f"{count} {noun}" + ("" if count == 1 else suffix)
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none)."""
     lines = str(exc).strip().splitlines()

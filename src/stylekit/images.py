@@ -22,6 +22,9 @@ from .errors import StylekitError
 MAX_PIXELS = 64_000_000
 #: Smallest side we accept: the encoder needs a few pixels per side at relu3_1.
 MIN_SIDE = 16
+#: The longer side images are capped at when no size is asked for: larger images
+#: are reduced to it, smaller ones keep their size.
+DEFAULT_MAX_SIDE = 512
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -134,16 +137,20 @@ def mask_from_pil(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr.copy())[None]
 
 
-def target_size(size: tuple[int, int], longer_side: int) -> tuple[int, int]:
-    """(W, H) with the longer side scaled to ``longer_side`` (0 keeps the size)."""
+def target_size(size: tuple[int, int], longer_side: int | None) -> tuple[int, int]:
+    """(W, H) with the longer side scaled to ``longer_side``, up or down; 0 keeps
+    the size; ``None`` caps the longer side at :data:`DEFAULT_MAX_SIDE` (a
+    smaller image keeps its size)."""
     w, h = size
+    if longer_side is None:
+        longer_side = min(max(w, h), DEFAULT_MAX_SIDE)
     if longer_side <= 0 or max(w, h) == longer_side:
         return w, h
     scale = longer_side / max(w, h)
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def resize_longer(img: Image.Image, longer_side: int) -> Image.Image:
+def resize_longer(img: Image.Image, longer_side: int | None) -> Image.Image:
     size = target_size(img.size, longer_side)
     if size == img.size:
         return img
@@ -237,12 +244,31 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
+#: The EXIF "Software" tag of every image stylekit writes: how a later run tells
+#: its own outputs from the user's pictures in a folder (BMP has no such tag).
+SOFTWARE = "stylekit"
+_EXIF_SOFTWARE = 0x0131
+
+
 def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:
     path = Path(path)
     fmt = _format_for(path)
     img = tensor_to_pil(img) if isinstance(img, torch.Tensor) else to_rgb(img)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if fmt != "BMP":
+        exif = Image.Exif()
+        exif[_EXIF_SOFTWARE] = SOFTWARE
+        options["exif"] = exif
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+
+
+def written_by_stylekit(path: str | os.PathLike) -> bool:
+    """Whether an image file carries the tag :func:`save_image` writes (only its header is read)."""
+    try:
+        with Image.open(path) as img:
+            return str(img.getexif().get(_EXIF_SOFTWARE, "")).startswith(SOFTWARE)
+    except Exception:  # not an image, unreadable: not ours; reading it later says what is wrong
+        return False
 
 
 def _check_parent(path: Path) -> None:
@@ -261,6 +287,26 @@ def check_output_path(path: str | os.PathLike) -> Path:
         raise StylekitError(f"output path is a directory: {path}")
     _check_parent(path)
     return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal once links are resolved, or the
+    same inode (a hard link)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_not_an_input(output: str | os.PathLike, inputs) -> None:
+    """Refuse an output that is (or links to) one of the inputs: writing it
+    would destroy the user's file. ``inputs``: ``(what, path)`` pairs."""
+    for what, path in inputs:
+        if isinstance(path, (str, os.PathLike)) and same_file(output, path):
+            where = "" if Path(path) == Path(output) else f" ({path})"
+            raise StylekitError(f"the output {output} is the {what}{where}; stylekit never overwrites its inputs: "
+                                "choose another output name")
 
 
 def image_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> torch.Tensor:

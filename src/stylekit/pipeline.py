@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color, pyramid
-from .errors import StylekitError
+from .errors import StylekitError, plural
 from .images import MIN_SIDE, center_crop_square, check_size, load_mask, load_pil, mask_from_pil, resize_longer, to_rgb, pil_to_tensor, target_size, tensor_to_pil
 
 PRESERVE_COLOR = ("none", "luminance", "histogram")
@@ -32,8 +32,8 @@ class StylizeOptions:
     alpha: float = 1.0
     style_weights: tuple[float, ...] | None = None
     preserve_color: str = "none"
-    size: int = 512
-    style_size: int = 512
+    size: int | None = None
+    style_size: int | None = None
     crop: bool = False
     stroke_scale: float | None = None
 
@@ -49,6 +49,8 @@ class StylizeOptions:
             raise StylekitError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)}, got {self.preserve_color!r}")
         for name in ("size", "style_size"):
             value = getattr(self, name)
+            if value is None:  # the default: at most DEFAULT_MAX_SIDE, never enlarged
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StylekitError(f"{name} must be a non-negative integer (0 keeps the original size), got {value!r}")
             if 0 < value < MIN_SIDE:
@@ -67,7 +69,7 @@ class StylizeOptions:
         if self.style_weights is None:
             return [1.0 / count] * count
         if len(self.style_weights) != count:
-            raise StylekitError(f"got {len(self.style_weights)} style weights for {count} styles")
+            raise StylekitError(f"got {plural(len(self.style_weights), 'style weight')} for {plural(count, 'style')}")
         total = sum(self.style_weights)
         return [w / total for w in self.style_weights]
 
@@ -102,7 +104,7 @@ def to_tensor_image(x: ImageLike, what: str) -> tuple[torch.Tensor, bool]:
     raise StylekitError(f"{what}: expected a path, PIL image or tensor, got {type(x).__name__}")
 
 
-def load_fitted(x: ImageLike, what: str, longer_side: int, crop: bool) -> tuple[torch.Tensor, bool, tuple[int, int]]:
+def load_fitted(x: ImageLike, what: str, longer_side: int | None, crop: bool) -> tuple[torch.Tensor, bool, tuple[int, int]]:
     """``to_tensor_image`` then :func:`fit`; files and PIL images are cropped and
     resized by Pillow *before* becoming float tensors, so a large photo never
     exists as a full-resolution float copy. Returns the tensor, whether the
@@ -139,7 +141,7 @@ def resize(t: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     return out[0] if t.dim() == 3 else out
 
 
-def fit(t: torch.Tensor, longer_side: int, crop: bool) -> torch.Tensor:
+def fit(t: torch.Tensor, longer_side: int | None, crop: bool) -> torch.Tensor:
     if crop:
         t = center_crop(t)
     w, h = target_size((t.shape[-1], t.shape[-2]), longer_side)
@@ -171,33 +173,29 @@ def masks_at(masks: list[torch.Tensor], size_hw) -> list[torch.Tensor]:
 
 
 def prepare_masks(masks, content_size_hw, styles_count: int, crop: bool, out_hw) -> list[torch.Tensor]:
-    """Load masks, check them against the content, and bring them to ``out_hw``."""
-    if len(masks) != styles_count:
-        raise StylekitError(f"got {len(masks)} masks for {styles_count} styles; give one mask per style")
+    """Load masks, check them against the content, and bring them to ``out_hw``.
+
+    One mask per style; or one mask for two styles, meaning the mask (first
+    style) and its complement (second), as the official AdaIN's ``-mask``. A
+    mask of another resolution with the content's aspect ratio is resized to
+    the content first."""
+    if len(masks) == 1 and styles_count == 2:
+        first = _mask_tensor(masks[0], 1)
+        loaded = [first, 1 - first]
+    elif len(masks) != styles_count:
+        raise StylekitError(f"got {plural(len(masks), 'mask')} for {plural(styles_count, 'style')}; give one mask "
+                            "per style (or one mask for two styles: the mask and its complement)")
+    else:
+        loaded = [_mask_tensor(m, i) for i, m in enumerate(masks, 1)]
     out = []
-    for i, m in enumerate(masks, 1):
-        if isinstance(m, torch.Tensor):
-            t = m.float()
-            if t.dim() == 2:
-                t = t[None]
-            if t.dim() != 3 or t.shape[0] != 1:
-                raise StylekitError(f"mask {i}: expected a (1, H, W) or (H, W) tensor, got {tuple(m.shape)}")
-            if not bool(torch.isfinite(t).all()):
-                raise StylekitError(f"mask {i}: contains NaN or infinite values")
-            t = t.clamp(0, 1)
-        elif isinstance(m, Image.Image):
-            t = mask_from_pil(m)
-        else:
-            t = load_mask(m)
-        if tuple(t.shape[1:]) != tuple(content_size_hw):
-            raise StylekitError(
-                f"mask {i} is {t.shape[2]}x{t.shape[1]} but the content image is "
-                f"{content_size_hw[1]}x{content_size_hw[0]}; masks must match the content's size"
-            )
+    for i, t in enumerate(loaded, 1):
+        t = _mask_to_content(t, i, content_size_hw)
         if crop:
             t = center_crop(t)
         t = F.interpolate(t[None], size=tuple(out_hw), mode="bilinear", align_corners=False, antialias=True)[0]
         if float(t.max()) <= 0:
+            if len(masks) < len(loaded):
+                raise StylekitError("the mask is all white: its complement leaves no region for the second style")
             raise StylekitError(f"mask {i} is all black: it selects no region")
         out.append(t.clamp(0, 1))
     return out
@@ -216,6 +214,36 @@ def _blend_pixels(styles: list[torch.Tensor], weights: list[float], count: int =
         n = max(1, round(w * count))
         parts.append(pixels[:, torch.randint(pixels.shape[1], (n,), generator=gen)])
     return torch.cat(parts, dim=1)[:, None, :]
+
+
+def _mask_tensor(m, i: int) -> torch.Tensor:
+    """A mask (path, PIL image or tensor) as a (1, H, W) float tensor in [0, 1]."""
+    if isinstance(m, torch.Tensor):
+        t = m.float()
+        if t.dim() == 2:
+            t = t[None]
+        if t.dim() != 3 or t.shape[0] != 1:
+            raise StylekitError(f"mask {i}: expected a (1, H, W) or (H, W) tensor, got {tuple(m.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise StylekitError(f"mask {i}: contains NaN or infinite values")
+        return t.clamp(0, 1)
+    if isinstance(m, Image.Image):
+        return mask_from_pil(m)
+    return load_mask(m)
+
+
+def _mask_to_content(t: torch.Tensor, i: int, content_size_hw) -> torch.Tensor:
+    """The mask at the content's size: as it is, or resized when only the resolution differs
+    (its aspect ratio within a pixel of the content's)."""
+    (mh, mw), (ch, cw) = t.shape[1:], tuple(content_size_hw)
+    if (mh, mw) == (ch, cw):
+        return t
+    if abs(mh * cw / mw - ch) > 1 and abs(ch * mw / cw - mh) > 1:
+        raise StylekitError(
+            f"mask {i} is {mw}x{mh} but the content image is {cw}x{ch}: another aspect ratio "
+            f"({mw / mh:.3g} vs {cw / ch:.3g}); a mask must have the content's shape (any resolution)"
+        )
+    return F.interpolate(t[None], size=(ch, cw), mode="bilinear", align_corners=False, antialias=True)[0].clamp(0, 1)
 
 
 class Stylizer:
@@ -294,8 +322,8 @@ class Stylizer:
         style_weights: Sequence[float] | None = None,
         masks: Sequence | None = None,
         preserve_color: str = "none",
-        size: int = 512,
-        style_size: int = 512,
+        size: int | None = None,
+        style_size: int | None = None,
         crop: bool = False,
         stroke_scale: float | None = None,
     ):
@@ -305,14 +333,16 @@ class Stylizer:
         between several styles; ``masks`` (one per style, the content's size,
         white = that style's region) applies each style to its own region;
         ``preserve_color`` is ``"none"``, ``"luminance"`` or ``"histogram"``;
-        ``size`` / ``style_size`` are longer sides in pixels (0: unchanged);
+        ``size`` / ``style_size`` are the longer sides in pixels the content
+        and the styles are resized to, up or down (0: unchanged; the default
+        ``None``: reduced to 512 if larger, a smaller image keeps its size);
         ``crop`` takes the centre square first. ``stroke_scale`` (0.25 to 4)
         is the size of the painting's patterns relative to the picture: the
         method runs coarse to fine (:mod:`stylekit.pyramid`) with the style
         scaled like the picture, so the look is the same at every output
         size, and 2 makes strokes and shapes twice as large (0: one pass at
-        the output size; None: the method's default, :attr:`default_stroke_scale`). Returns a PIL image,
-        or a ``(3, H, W)`` tensor when ``content`` is a tensor.
+        the output size; None: the method's default, :attr:`default_stroke_scale`).
+        Returns a PIL image, or a ``(3, H, W)`` tensor when ``content`` is a tensor.
         """
         if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
             styles = [styles]

@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .errors import StylekitError
+from .errors import StylekitError, plural
+from .images import check_not_an_input
 from .pipeline import ImageLike, Stylizer, StylizeOptions, fit, to_tensor_image
 
 #: output containers we write (ffmpeg picks the muxer from the extension)
@@ -51,7 +52,7 @@ class VideoResult:
     def summary(self) -> str:
         ratio = f" (x{self.flicker_ratio:.2f})" if math.isfinite(self.flicker_ratio) else ""
         return (
-            f"{self.frames} frames at {self.fps:g} fps, {self.size[0]}x{self.size[1]}, in {self.seconds:.1f} s "
+            f"{plural(self.frames, 'frame')} at {self.fps:g} fps, {self.size[0]}x{self.size[1]}, in {self.seconds:.1f} s "
             f"({self.frames / max(self.seconds, 1e-9):.2f} frames/s) -> {self.output}\n"
             f"flicker (mean |frame - previous frame|, 0-255): input {self.input_flicker:.2f}, "
             f"output {self.output_flicker:.2f}{ratio}"
@@ -134,8 +135,8 @@ def stylize_video(
     alpha: float = 1.0,
     style_weights: Sequence[float] | None = None,
     preserve_color: str = "none",
-    size: int = 512,
-    style_size: int = 512,
+    size: int | None = None,
+    style_size: int | None = None,
     device: str = "auto",
     weights=None,
     encoder_weights=None,
@@ -147,8 +148,9 @@ def stylize_video(
     """Stylize every frame of ``input`` and write ``output`` (same fps, no audio).
 
     ``model`` is a ready stylizer (else ``stylekit.load(method, ...)`` once);
-    ``size`` is the frames' longer side (0: unchanged; an odd side is padded by
-    one pixel for the codec). Returns a :class:`VideoResult` with the flicker
+    ``size`` is the frames' longer side, up or down (0: unchanged; the default
+    ``None``: reduced to 512 if larger, else unchanged; an odd side is padded by
+    one pixel for the codec); ``style_size`` likewise for the styles. Returns a :class:`VideoResult` with the flicker
     figures, which are also what :meth:`VideoResult.summary` prints.
     """
     imageio = _imageio()
@@ -163,6 +165,7 @@ def stylize_video(
     if not styles:
         raise StylekitError("at least one style image is needed")
     options.normalised_weights(len(styles))
+    check_not_an_input(output, [("input video", input), *(("style image", style) for style in styles)])
     if max_frames is not None and max_frames < 1:
         raise StylekitError(f"max_frames must be at least 1, got {max_frames}")
     # the styles once: decoded and resized here, their features cached by the stylizer after frame 1

@@ -4,13 +4,18 @@ One function, :func:`resolve`, finds every weight file, in this order:
 
 1. an explicit path given by the caller (``--encoder-weights``, ``weights=``);
 2. ``$STYLEKIT_WEIGHTS`` - a directory holding the files, or one file;
-3. the files shipped inside the package (our trained decoders);
+3. the files shipped inside the package (our trained decoders; the encoder
+   comes after the cache, step 4, so a deeper ``vgg_normalised.pth`` a user put
+   there is still taken for the layers the shipped relu3_1 file lacks);
 4. the user cache directory (``$XDG_CACHE_HOME/stylekit`` or ``~/.cache/stylekit``);
-5. a download from the documented public URL, unless ``$STYLEKIT_OFFLINE`` is set.
+5. a download from the documented public URL, unless ``$STYLEKIT_OFFLINE`` is set
+   (only reached when the package's own copy is missing).
 
 Every file found by name is verified: shipped/downloaded files by the sha256 of
 the file, the VGG encoder by the sha256 of its conv1_1...conv3_1 tensors, so the
-small relu3_1 file and the full ``vgg_normalised.pth`` both verify.
+shipped file, the small relu3_1 ``.pth`` and the full ``vgg_normalised.pth``
+all verify. ``data/weights.json`` lists the shipped files with their sha256;
+``data/NOTICE.md`` says where the encoder comes from and under which licence.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class WeightSpec:
 
 ENCODER = WeightSpec(
     name="vgg19",
-    filenames=("vgg19_normalised_relu3_1.pth", "vgg_normalised.pth", "vgg_r31.pth"),
+    filenames=("vgg19_normalised_relu3_1.pth", "vgg_normalised.pth", "vgg_r31.pth",
+               "vgg19_normalised_relu3_1.safetensors"),
     description="normalised VGG-19 encoder (AdaIN / WCT)",
     url=(
         "https://github.com/hhsinping/stylescene/raw/dda9ea51e01ef91a35a746ea1df917e127bb7b4e/"
@@ -59,12 +65,21 @@ ENCODER = WeightSpec(
 )
 
 
-def _packaged_specs() -> dict[str, WeightSpec]:
-    """Shipped weights are listed in data/weights.json (name -> file, sha256)."""
+def _packaged_index() -> dict[str, dict]:
+    """data/weights.json: name -> {file, sha256, description} of every shipped file."""
     index = PACKAGE_DATA / "weights.json"
-    if not index.exists():
-        return {}
-    entries = json.loads(index.read_text())
+    return json.loads(index.read_text()) if index.exists() else {}
+
+
+def packaged_encoder() -> Path | None:
+    """The encoder file shipped inside the package, if this install has it."""
+    entry = _packaged_index().get(ENCODER.name)
+    return PACKAGE_DATA / entry["file"] if entry else None
+
+
+def _packaged_specs() -> dict[str, WeightSpec]:
+    """The shipped decoders (the encoder has its own spec, :data:`ENCODER`)."""
+    entries = {k: v for k, v in _packaged_index().items() if k != ENCODER.name}
     return {
         name: WeightSpec(
             name=name,
@@ -117,6 +132,7 @@ def _how_to_get(s: WeightSpec) -> str:
     if s.packaged:
         return f"{s.filenames[0]} ships inside the stylekit package; reinstall stylekit"
     lines = (
+        "stylekit ships it (data/vgg19_normalised_relu3_1.safetensors): reinstall stylekit, or "
         f"download {s.url} to {cache_dir() / s.filenames[0]}"
         f" (or the full {s.extra['full_url']} for layers deeper than relu3_1),"
         " or set STYLEKIT_WEIGHTS to a directory holding "
@@ -140,6 +156,8 @@ def _candidates(s: WeightSpec):
         yield PACKAGE_DATA / s.filenames[0]
     for filename in s.filenames:
         yield cache_dir() / filename
+    if s is ENCODER and (shipped := packaged_encoder()) is not None:
+        yield shipped
 
 
 def verify(s: WeightSpec, path: Path) -> None:

@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from .. import styles as builtin_styles
 from .. import images as _images
 from ..errors import StylekitError, one_line
 from ..images import MIN_SIDE, load_mask, load_pil, target_size
@@ -72,8 +73,11 @@ EXAMPLES: dict[str, Picture] = {
     "mosaic": Picture(EXAMPLES_DIR / "mosaic.jpg", "Mosaic", "style", "stylekit (procedural)"),
 }
 
-#: The style gallery, ``GET /v1/styles``: registering a painting here is all it takes to offer it.
-STYLES: dict[str, Picture] = {key: p for key, p in EXAMPLES.items() if p.role == "style"}
+#: The style gallery, ``GET /v1/styles``: the built-in paintings (:mod:`stylekit.styles`), then the example styles.
+STYLES: dict[str, Picture] = {
+    **{s.name: Picture(s.path, s.title, "style", f"{s.painter}, {s.year}") for s in builtin_styles.available()},
+    **{key: p for key, p in EXAMPLES.items() if p.role == "style"},
+}
 
 #: Longer side of the thumbnails the page shows in its pickers.
 THUMBNAIL_SIDE = 192

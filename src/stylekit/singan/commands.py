@@ -154,7 +154,7 @@ def add_commands(commands) -> None:
     p.add_argument("--noise-sigma", type=float, default=0.05, metavar="S",
                    help="noisy-real baseline: Gaussian noise of this std on [0, 1] pixels (default: 0.05)")
     p.add_argument("--json", metavar="FILE", help="where to write the numbers (default: RUN/sifid_vgg.json)")
-    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, then the cache)")
+    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")
     p.set_defaults(func=cmd_score)
 
 

@@ -74,7 +74,8 @@ class SPADETrainConfig:
         metadata={"help": "fp32, or autocast in bf16 / fp16 (fp16 with a gradient scaler on GPUs), or auto",
                   "choices": ("auto", "fp32", "bf16", "fp16")},
     )
-    encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file for the VGG loss"})
+    encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file for the VGG loss "
+                                                                    "(default: the encoder shipped in the package)"})
 
     def __post_init__(self):
         for name in ("resize", "crop", "batch_size", "d_width", "d_layers", "d_scales"):

@@ -53,7 +53,8 @@ class DecoderTrainConfig:
         metadata={"help": "auto (bf16 autocast where the CPU/GPU runs it natively), fp32, bf16, fp16",
                   "choices": ("auto", "fp32", "bf16", "fp16")},
     )
-    encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file (default: see stylekit.weights)"})
+    encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file (default: $STYLEKIT_WEIGHTS, the cache, then "
+                                                                    "the encoder shipped in the package)"})
 
     def __post_init__(self):
         if self.layer not in LAYER_INDEX or not self.layer.startswith("relu"):

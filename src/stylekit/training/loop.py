@@ -9,10 +9,12 @@ This module does the rest:
   and the loss-log accumulators - so ``--resume`` continues bit for bit and a
   killed run loses at most one interval;
 * ``weights.safetensors`` refreshed with every checkpoint (what we ship);
-* ``log.csv`` (losses averaged over each logging interval, lr, steps/s),
-  truncated on resume to the checkpoint's step so it reads like one run;
-* sample grids every ``sample_every`` steps, a tqdm progress bar, and a clean
-  checkpoint on Ctrl-C / SIGTERM.
+* ``log.csv`` (losses averaged over each logging interval, lr, steps/s), with
+  its header from the first step and a row for the last, shorter interval when
+  a run stops between two logging steps; truncated on resume to the rows the
+  checkpoint's accumulators do not cover, so it reads like one run;
+* sample grids every ``sample_every`` steps and at the last step, a tqdm
+  progress bar, and a clean checkpoint on Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -104,6 +106,18 @@ def load_checkpoint(path: Path) -> dict:
     return payload
 
 
+def saved_settings(run_dir: str | Path, kind: str) -> tuple[dict, int] | None:
+    """The settings a run was trained with and the step it reached, from its
+    checkpoint (None if the directory holds none)."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    payload = load_checkpoint(path)
+    if payload.get("kind") != kind:
+        raise StylekitError(f"{path} is a {payload.get('kind')} checkpoint, not {kind}")
+    return dict(payload["config"]), int(payload["step"])
+
+
 # Config fields a resumed run may change: how long, how often and on what hardware
 # (a CPU run may continue on a GPU), not what is trained.
 RESUMABLE_CHANGES = {
@@ -175,7 +189,8 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
         step, elapsed = int(payload["step"]), float(payload["elapsed"])
         acc_sum, acc_count = dict(payload["log_acc"]["sum"]), int(payload["log_acc"]["count"])
         if main:
-            _truncate_log(log_path, step)
+            # a last row over a shorter interval covers steps the restored accumulators still hold
+            _truncate_log(log_path, step - acc_count)
     else:
         if resume:
             print(f"note: no checkpoint in {run_dir}; starting a new run", file=sys.stderr)
@@ -219,26 +234,30 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
                 for k, v in losses.items():
                     acc_sum[k] = acc_sum.get(k, 0.0) + float(v)
                 acc_count += 1
-                if step % loop.log_every == 0 and main:
+                stopping = distributed.any_rank(stop.requested, ctx, device)
+                last = stopping or step == loop.max_steps
+                if main and writer is None:
+                    header = _log_header(log_path)  # appending to a resumed log: keep its column order
+                    columns = ["step", "elapsed_s", "lr", *acc_sum, "steps_per_s"]
+                    writer = csv.DictWriter(log_file, fieldnames=header or columns)
+                    if not header:
+                        writer.writeheader()
+                        log_file.flush()
+                if main and (step % loop.log_every == 0 or last):
                     now = time.monotonic()
                     rate = interval_steps / max(now - interval_start, 1e-9)
                     row = {"step": step, "elapsed_s": round(elapsed, 2), "lr": task.learning_rate()}
                     row.update({k: v / acc_count for k, v in acc_sum.items()})
                     row["steps_per_s"] = round(rate, 4)
-                    if writer is None:
-                        header = _log_header(log_path)  # appending to a resumed log: keep its column order
-                        writer = csv.DictWriter(log_file, fieldnames=header or list(row))
-                        if not header:
-                            writer.writeheader()
                     writer.writerow(row)
                     log_file.flush()
                     bar.set_postfix({k: f"{v / acc_count:.3g}" for k, v in acc_sum.items()} | {"it/s": f"{rate:.2f}"})
-                    acc_sum, acc_count = {}, 0
-                    interval_start, interval_steps = now, 0
+                    if step % loop.log_every == 0:  # a shorter last interval stays in the accumulators (and checkpoint)
+                        acc_sum, acc_count = {}, 0
+                        interval_start, interval_steps = now, 0
                 bar.update(1)
-                if loop.sample_every and step % loop.sample_every == 0 and main:
+                if loop.sample_every and (step % loop.sample_every == 0 or last) and main:
                     task.write_samples(run_dir / "samples" / f"step_{step:07d}.png")
-                stopping = distributed.any_rank(stop.requested, ctx, device)
                 due_by_steps = loop.save_every_steps and step % loop.save_every_steps == 0
                 due_by_time = loop.save_every_minutes and time.monotonic() - last_save >= 60 * loop.save_every_minutes
                 if main and (due_by_steps or due_by_time or step == loop.max_steps or stopping):
