@@ -34,7 +34,8 @@ import torch.nn.functional as F
 import stylekit
 from stylekit.errors import StylekitError
 from stylekit.evaluate import MEASURES, format_row, table_header
-from stylekit.images import atomic_write, expand_inputs, pil_to_tensor, save_image
+from stylekit.files import atomic_write
+from stylekit.images import expand_inputs, pil_to_tensor, save_image
 from stylekit.measures import measure
 from stylekit.pipeline import fit, to_tensor_image
 from stylekit.weights import load_encoder

@@ -32,7 +32,8 @@ import torch
 
 import stylekit
 from stylekit.fast.model import conv_flops
-from stylekit.images import atomic_write, pil_to_tensor, tensor_to_pil
+from stylekit.files import atomic_write
+from stylekit.images import pil_to_tensor, tensor_to_pil
 from stylekit.pipeline import fit, to_tensor_image
 from stylekit.timing import timed_runs
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from stylekit.adain.model import AdaINStylizer
 from stylekit.decoder import load_decoder
-from stylekit.encoder import VGGEncoder, canonical_state_dict, load_state_file
+from stylekit.encoder import VGGEncoder, canonical_state_dict
+from stylekit.files import load_state_file
 from stylekit.evaluate import score
 from stylekit.images import expand_inputs
 from stylekit.pipeline import fit, to_tensor_image

@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 
 import stylekit
 from stylekit.errors import StylekitError
-from stylekit.images import atomic_write
+from stylekit.files import atomic_write
 from stylekit.training.loop import LoopConfig, load_checkpoint, run_training
 
 from . import corpus
@@ -371,7 +371,8 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import torch
     from safetensors.torch import save_file
-    from stylekit.images import atomic_write, save_image
+    from stylekit.files import atomic_write
+    from stylekit.images import save_image
     from stylekit.training.loop import LoopConfig, run_training
 
     class FillTask:
@@ -558,7 +559,7 @@ PICKLE_FORMATS = _pickle_formats()
 
 def _loaders():
     from stylekit.decoder import load_decoder
-    from stylekit.encoder import load_state_file
+    from stylekit.files import load_state_file
     from stylekit.weights import load_encoder
 
     return {

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylekit import functional as SF
+from stylekit import patch_swap
 from stylekit.errors import StylekitError
 from stylekit.functional import style_swap
 
@@ -228,7 +228,7 @@ def test_budget_sets_the_chunk(monkeypatch):
             seen.append(weight.shape[0])
         return conv2d(x, weight, *args, **kwargs)
 
-    monkeypatch.setattr(SF.F, "conv2d", spy)
+    monkeypatch.setattr(patch_swap.F, "conv2d", spy)
     style_swap(content, style, 3, 1, max_bytes=4 * per_patch, impl="conv")
     assert seen == [4, 4, 1]  # 9 style patches
     seen.clear()
@@ -246,13 +246,13 @@ def test_budget_sets_the_chunk(monkeypatch):
     [
         ((1, 3, 8, 8), (1, 3, 4, 6), dict(patch_size=5), "larger than the style feature map (6x4)"),
         ((1, 3, 2, 8), (1, 3, 8, 8), dict(patch_size=3), "larger than the content feature map"),
-        ((1, 3, 8, 8), (1, 3, 8, 8), dict(stride=0), "stride must be an integer >= 1"),
+        ((1, 3, 8, 8), (1, 3, 8, 8), dict(stride=0), "stride must be a positive integer"),
         ((1, 3, 8, 8), (1, 3, 8, 8), dict(patch_size=3, stride=4), "must not exceed patch_size"),
-        ((1, 3, 8, 8), (1, 3, 8, 8), dict(patch_size=0), "patch_size must be an integer >= 1"),
-        ((1, 3, 8, 8), (1, 3, 8, 8), dict(patch_size=2.0), "patch_size must be an integer"),
+        ((1, 3, 8, 8), (1, 3, 8, 8), dict(patch_size=0), "patch_size must be a positive integer"),
+        ((1, 3, 8, 8), (1, 3, 8, 8), dict(patch_size=2.0), "patch_size must be a positive integer"),
         ((1, 3, 8, 8), (1, 4, 8, 8), {}, "same channels, got 3 and 4"),
         ((1, 3, 8, 8), (2, 3, 8, 8), {}, "batch size 1"),
-        ((1, 3, 8, 8), (1, 3, 8, 8), dict(chunk_size=0), "chunk_size must be an integer >= 1"),
+        ((1, 3, 8, 8), (1, 3, 8, 8), dict(chunk_size=0), "chunk_size must be a positive integer"),
         ((1, 3, 8, 8), (1, 3, 8, 8), dict(eps=0.0), "eps must be a positive number"),
         ((1, 3, 8, 8), (1, 3, 8, 8), dict(max_bytes=0), "max_bytes must be a positive integer"),
     ],
@@ -398,7 +398,7 @@ def test_load_without_a_shipped_inverse_network(no_shipped_inverse):
         (dict(inverse=None), "needs an inverse network"),
         (dict(optimize=True), "either an inverse network or optimize=True"),
         (dict(patch_size=3, stride=4), "must not exceed patch_size"),
-        (dict(patch_size=0), "patch_size must be an integer >= 1"),
+        (dict(patch_size=0), "patch_size must be a positive integer"),
         (dict(layer="relu2_1"), "the inverse network starts at relu3_1"),
         (dict(colour=1), "unknown style-swap option 'colour'"),
     ],

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -38,8 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .checks import check_int
 from .devices import resolve_device
 from .errors import StylekitError
+from .timing import time_call
 
 #: Benchmarked methods, in the order of the table, with their labels.
 METHODS = ("gatys", "style-swap-optimize", "style-swap-inverse", "adain")
@@ -156,24 +157,8 @@ def bench_image(path, size: int, seed: int) -> torch.Tensor:
     return resize(t, (size, size))[None]  # fit leaves S x S; exact in any case
 
 
-def _timer(device: torch.device) -> Callable[[Callable[[], object]], float]:
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    def timed(fn) -> float:
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        return time.perf_counter() - start
-
-    return timed
-
-
 def time_method(model, content: torch.Tensor, style: torch.Tensor, repeats: int, warmup: int) -> dict:
     """Both columns for one stylizer on one (content, style) pair on its device."""
-    timed = _timer(model.device)
     args = ([1.0], None, 1.0)  # one style, no masks, alpha 1
 
     def with_encoding():
@@ -190,16 +175,10 @@ def time_method(model, content: torch.Tensor, style: torch.Tensor, repeats: int,
     order = [("with_style_encoding", with_encoding), ("without_style_encoding", without_encoding)]
     for i in range(warmup + repeats):
         for mode, fn in order if i % 2 == 0 else order[::-1]:  # alternate: neither column always goes first
-            seconds = timed(fn)
+            seconds, _ = time_call(fn, model.device)
             if i >= warmup:
                 runs[mode].append(seconds)
     return {mode: {"median": statistics.median(r), "runs": r} for mode, r in runs.items()}
-
-
-def _check_positive(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise StylekitError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def run_bench(
@@ -227,7 +206,7 @@ def run_bench(
     gets ``{"available": False, "reason": ...}`` instead of times.
     """
     if threads is not None:
-        _check_positive(threads, "threads", 1)
+        check_int(threads, "threads", 1)
     before = torch.get_num_threads()
     try:
         if threads is not None:
@@ -242,16 +221,16 @@ def _run_bench(sizes, methods, devices, steps, repeats, warmup, adain_weights, i
                content, style, progress) -> dict:
     from .images import MIN_SIDE
 
-    sizes = [_check_positive(s, "size", MIN_SIDE) for s in sizes]
+    sizes = [check_int(s, "size", MIN_SIDE) for s in sizes]
     if not sizes:
         raise StylekitError("give at least one size")
     methods = list(dict.fromkeys(methods))
     for m in methods:
         if m not in METHODS:
             raise StylekitError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    _check_positive(steps, "steps", 1)
-    _check_positive(repeats, "repeats", 1)
-    _check_positive(warmup, "warmup", 0)
+    check_int(steps, "steps", 1)
+    check_int(repeats, "repeats", 1)
+    check_int(warmup, "warmup", 0)
     for path, what in ((content, "content"), (style, "style")):
         if path is not None and not Path(path).is_file():
             raise StylekitError(f"{what} image not found: {path}")

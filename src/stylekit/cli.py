@@ -346,7 +346,8 @@ def cmd_evaluate(args) -> int:
 
     from .api import load
     from .evaluate import evaluate, format_table
-    from .images import atomic_write, expand_inputs
+    from .files import atomic_write
+    from .images import expand_inputs
     from .weights import load_encoder
 
     if args.curve:
@@ -396,7 +397,8 @@ def _evaluate_curve(args) -> int:
     from .bench import load_method, method_label
     from .devices import resolve_device
     from .evaluate import CURVE_STEPS, check_curve_steps, format_curve, loss_curve, plot_curve, require_matplotlib
-    from .images import atomic_write, check_output_path, expand_inputs
+    from .files import atomic_write
+    from .images import check_output_path, expand_inputs
     from .style_swap.model import DEFAULT_STEPS as SWAP_STEPS
     from .weights import load_encoder
 
@@ -450,7 +452,7 @@ def cmd_bench(args) -> int:
     import json
 
     from .bench import format_table, run_bench
-    from .images import atomic_write
+    from .files import atomic_write
 
     if args.json is not None and Path(args.json).is_dir():
         raise StylekitError(f"--json names a directory: {args.json}")
@@ -540,7 +542,7 @@ def _cmd_perf(args) -> int:
     import json
 
     from .bench import DEFAULT_SIZES, DEFAULT_STEPS, METHODS as BENCH_METHODS
-    from .images import atomic_write
+    from .files import atomic_write
     from .perf import format_perf, run_perf
 
     for dest, default in (("sizes", list(DEFAULT_SIZES)), ("methods", list(BENCH_METHODS)), ("device", ["auto"]),
@@ -881,7 +883,7 @@ def cmd_spade_make_dataset(args) -> int:
 def cmd_spade_evaluate(args) -> int:
     import json
 
-    from .images import atomic_write
+    from .files import atomic_write
     from .spade.data import LabelledBank
     from .spade.synthesize import Synthesizer, evaluate_colour_error, format_colour_error
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .encoder import LAYER_INDEX, VGG19_LAYERS, check_layer_name
 from .errors import StylekitError
+from .files import load_state_file
 from .ops import (compute_dtype, conv2d_reflect_borders, conv2d_relu, prepared_weights, reflect_pad1,
                   upsample2_reflect_pad1, use_fast_path)
 
@@ -128,8 +129,6 @@ def infer_layer(state: dict[str, torch.Tensor]) -> str:
 
 def load_decoder(path, device="cpu") -> MirrorDecoder:
     """A decoder from a safetensors or .pth file (ours, or the official AdaIN decoder.pth)."""
-    from .encoder import load_state_file
-
     state = load_state_file(path)
     decoder = MirrorDecoder(infer_layer(state))
     decoder.load_weights(state, source=str(path))

@@ -9,16 +9,13 @@ them into the mean-subtracted BGR*255 the original Caffe/Torch model expects.
 from __future__ import annotations
 
 import re
-import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import StylekitError, one_line
+from .errors import StylekitError
 from .ops import (compute_dtype, conv2d_relu, folded_weights, max_pool2, prepared_weights, reflect_border_,
                   reflect_pad1, use_fast_path)
 
@@ -193,10 +190,6 @@ class VGGEncoder(nn.Module):
         # The encoder is a fixed feature extractor: keep it in eval mode always.
         return super().train(False)
 
-    @property
-    def num_pools(self) -> int:
-        return sum(1 for l in self.order if l.kind == "pool")
-
     def forward(self, x: torch.Tensor, layers=None) -> dict[str, torch.Tensor]:
         if layers is None:
             layers = (self.last_layer,)
@@ -268,46 +261,3 @@ class VGGEncoder(nn.Module):
             if layer.name == stop:
                 break
         return out
-
-
-def safe_torch_load(path: str | Path):
-    """``torch.load`` with ``weights_only=True``: tensors and plain containers,
-    never code. A refusal raises :class:`StylekitError` with a one-line reason
-    (torch's own message spans many lines, with terminal colour codes, and
-    suggests loading the file unsafely); torch's warnings about odd pickle
-    protocols are kept off stderr."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            message = str(exc)
-            if "Weights only load failed" not in message:
-                raise StylekitError(one_line(exc)) from None
-            found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", message, re.S)
-            detail = f" ({found.group(1).strip()})" if found else ""
-            raise StylekitError(
-                "refused by the safe loader: the file holds more than tensors, or is not a torch file, "
-                f"and stylekit never unpickles code{detail}"
-            ) from None
-
-
-def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a weight file as a plain dict of tensors, never unpickling code."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:  # safetensors raises several types for corrupt files
-            raise StylekitError(f"cannot read {path}: {one_line(exc)}") from None
-    try:
-        state = safe_torch_load(path)
-    except StylekitError as exc:
-        raise StylekitError(f"cannot read {path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise StylekitError(f"{path} is not a state dict of tensors")
-    return OrderedDict(state)

@@ -30,16 +30,17 @@ after each of a list of optimisation steps, next to the feed-forward methods'
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from .checks import check_int
 from .encoder import VGGEncoder, style_layers_for
 from .errors import StylekitError
 from .losses import content_loss, gram_style_loss, mean_std_style_loss
 from .measures import measure
 from .pipeline import fit, to_tensor_image
+from .timing import time_call
 
 METRICS = ("content", "style", "gram")
 #: every measure of a stylized image, in table order (:func:`stylekit.measures.measure`)
@@ -84,9 +85,7 @@ def evaluate(
         content = fit(to_tensor_image(content_path, str(content_path))[0], size, False)
         style = fit(to_tensor_image(style_path, str(style_path))[0], style_size, False)
         stylizer.clear_cache()  # time the whole job, style encoding included
-        start = time.perf_counter()
-        output = stylizer.stylize(content, style, size=0, style_size=0, **stylize_options)
-        seconds = time.perf_counter() - start
+        seconds, output = time_call(lambda: stylizer.stylize(content, style, size=0, style_size=0, **stylize_options))
         row = {"content_image": content_path.name, "style_image": style_path.name, "seconds": seconds}
         row.update(measure(encoder, output, content, style))
         baseline = measure(encoder, content, content, style)
@@ -143,10 +142,7 @@ OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
 
 def check_curve_steps(steps) -> list[int]:
     """Sorted, distinct, non-negative integers, at least one of them positive."""
-    steps = list(steps)
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
-        raise StylekitError(f"curve steps must be non-negative integers, got {steps}")
-    steps = sorted(set(steps))
+    steps = sorted(set(check_int(s, "a curve step", 0) for s in steps))
     if not steps or steps[-1] < 1:
         raise StylekitError("curve steps need at least one positive step count")
     return steps
@@ -273,7 +269,7 @@ def require_matplotlib():
 
 def plot_curve(result: dict, path) -> Path:
     """Two panels (style loss, content loss) against Gatys iterations; written atomically as PNG."""
-    from .images import atomic_write
+    from .files import atomic_write
 
     Figure = require_matplotlib()
     from matplotlib.ticker import FuncFormatter, NullLocator

@@ -6,16 +6,15 @@ Images become float32 tensors ``(3, H, W)`` in [0, 1]; masks ``(1, H, W)``.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .errors import StylekitError
+from .files import atomic_write, check_parent
 
 #: Largest image we decode (pixels). Larger declared sizes are refused before
 #: decoding, which also defuses decompression bombs.
@@ -173,16 +172,6 @@ def center_crop_square(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + s, top + s))
 
 
-def resize_tensor(t: torch.Tensor, size_hw: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    squeeze = t.dim() == 3
-    x = t[None] if squeeze else t
-    if mode == "nearest":
-        out = F.interpolate(x, size=size_hw, mode="nearest")
-    else:
-        out = F.interpolate(x, size=size_hw, mode=mode, align_corners=False, antialias=True)
-    return out[0] if squeeze else out
-
-
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
@@ -218,32 +207,6 @@ def _format_for(path: Path) -> str:
     return formats[ext]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    path = Path(path)
-    _check_parent(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StylekitError(f"cannot create the directory for {path}: {exc.strerror or exc}") from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 #: The EXIF "Software" tag of every image stylekit writes: how a later run tells
 #: its own outputs from the user's pictures in a folder (BMP has no such tag).
 SOFTWARE = "stylekit"
@@ -271,21 +234,13 @@ def written_by_stylekit(path: str | os.PathLike) -> bool:
         return False
 
 
-def _check_parent(path: Path) -> None:
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise StylekitError(f"cannot write {path}: {parent} is a file, not a directory")
-            return
-
-
 def check_output_path(path: str | os.PathLike) -> Path:
     """Fail before any work if the output cannot be written."""
     path = Path(path)
     _format_for(path)
     if path.is_dir():
         raise StylekitError(f"output path is a directory: {path}")
-    _check_parent(path)
+    check_parent(path)
     return path
 
 

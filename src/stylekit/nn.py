@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import functional as SF
+from .checks import check_feature_map
 from .errors import StylekitError
 
 __all__ = ["BatchNorm", "InstanceNorm", "ConditionalInstanceNorm", "AdaIN", "SPADE"]
@@ -38,7 +39,7 @@ class BatchNorm(_AffineNorm):
         self.register_buffer("running_var", torch.ones(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        SF._check_feature_map(x, "x")
+        check_feature_map(x, "x")
         if x.shape[1] != self.num_features:
             raise StylekitError(f"expected {self.num_features} channels, got {x.shape[1]}")
         if self.training:
@@ -50,7 +51,7 @@ class BatchNorm(_AffineNorm):
                 self.running_var.lerp_(var, self.momentum)
             return SF.batch_norm(x, self.weight, self.bias, self.eps)
         out = (x - self.running_mean.view(1, -1, 1, 1)) / torch.sqrt(self.running_var.view(1, -1, 1, 1) + self.eps)
-        return SF._apply_affine(out, self.weight, self.bias)
+        return SF.apply_affine(out, self.weight, self.bias)
 
 
 class InstanceNorm(_AffineNorm):
@@ -113,7 +114,7 @@ class SPADE(nn.Module):
         return self.gamma(hidden), self.beta(hidden)
 
     def forward(self, x: torch.Tensor, label_map: torch.Tensor) -> torch.Tensor:
-        SF._check_feature_map(x, "x")
+        check_feature_map(x, "x")
         gamma, beta = self.modulation(label_map, tuple(x.shape[2:]))
         if gamma.shape != x.shape:
             raise StylekitError(f"x has {x.shape[1]} channels, this SPADE layer expects {self.norm.num_features}")

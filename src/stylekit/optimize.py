@@ -11,11 +11,11 @@ initial image is first squeezed into ``[margin, 1 - margin]``.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable
 
 import torch
 
+from .checks import check_choice, check_int, check_number
 from .errors import StylekitError
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -32,36 +32,25 @@ Callback = Callable[[int, torch.Tensor], None]
 def initial_image(content: torch.Tensor, init: str = "content", seed: int = 0) -> torch.Tensor:
     """The starting image: a copy of ``content``, or uniform noise of its shape
     drawn from a generator seeded with ``seed`` (reproducible, no global RNG)."""
-    if init not in INITS:
-        raise StylekitError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    check_choice(init, "init", INITS)
     if init == "content":
         return content.detach().clone()
     g = torch.Generator().manual_seed(seed)
     return torch.rand(content.shape, generator=g).to(content.device, content.dtype)
 
 
-def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise StylekitError(f"steps must be a positive integer, got {steps!r}")
-    return steps
-
-
 def check_options(steps: int, optimizer: str, lr: float | None, init: str = "content") -> None:
     """Validate the optimisation controls (methods call this in their constructors)."""
-    _check_steps(steps)
-    if init not in INITS:
-        raise StylekitError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-    if optimizer not in OPTIMIZERS:
-        raise StylekitError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-    if lr is not None and (not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0):
-        raise StylekitError(f"lr must be a positive number, got {lr!r}")
+    check_int(steps, "steps", 1)
+    check_choice(init, "init", INITS)
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    if lr is not None:
+        check_number(lr, "lr", positive=True)
 
 
 def check_weight(value, name: str) -> float:
     """A loss weight: a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise StylekitError(f"{name} must be a non-negative number, got {value!r}")
-    return float(value)
+    return check_number(value, name, 0)
 
 
 def available_memory(device: torch.device | str = "cpu") -> int | None:
@@ -137,8 +126,7 @@ def optimize_image(
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or init.shape[1] != 3 or not init.is_floating_point():
         shape = tuple(init.shape) if isinstance(init, torch.Tensor) else type(init).__name__
         raise StylekitError(f"init must be a float (N, 3, H, W) image tensor, got {shape}")
-    if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
-        raise StylekitError(f"history_size must be a positive integer, got {history_size!r}")
+    check_int(history_size, "history_size", 1)
     if not isinstance(margin, (int, float)) or not 0 < margin < 0.5:
         raise StylekitError(f"margin must be in (0, 0.5), got {margin!r}")
     pauses = _callback_steps(callback, callback_steps, steps)
@@ -228,7 +216,5 @@ def _callback_steps(callback, callback_steps, steps: int) -> frozenset[int]:
         return frozenset(range(steps + 1))
     chosen = set()
     for s in callback_steps:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= steps:
-            raise StylekitError(f"callback steps must be integers in [0, {steps}], got {s!r}")
-        chosen.add(s)
+        chosen.add(check_int(s, "a callback step", 0, steps))
     return frozenset(chosen)

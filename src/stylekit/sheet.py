@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from . import styles as builtin
+from .checks import check_int
 from .errors import StylekitError
 from .images import tensor_to_pil, to_rgb
 from .pipeline import ImageLike, Stylizer, StylizeOptions, fit, load_fitted
@@ -44,8 +45,7 @@ def style_sheet(
     chosen = [builtin.get(n) for n in names]
     if not chosen:
         raise StylekitError("no styles for the sheet")
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise StylekitError(f"columns must be at least 1, got {columns!r}")
+    check_int(columns, "columns", 1)
     photo, _, (h, w) = load_fitted(content, "content", 0 if size is None else size, False)
     if size is None and max(h, w) > DEFAULT_TILE:
         photo = fit(photo, DEFAULT_TILE, False)

@@ -23,15 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .encoder import IDENTITY_LAYERS, VGGEncoder, available_convs, canonical_state_dict, load_state_file
+from .encoder import IDENTITY_LAYERS, VGGEncoder, available_convs, canonical_state_dict
 from .errors import StylekitError
+from .files import atomic_write, load_state_file
 
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -181,19 +181,15 @@ def verify(s: WeightSpec, path: Path) -> None:
 
 
 def _download(s: WeightSpec) -> Path:
-    target = cache_dir() / s.filenames[0]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(s.url, timeout=60) as response:
+    """Fetch ``s.url`` into the cache; the file appears only once it is verified."""
+
+    def fetch(tmp: Path) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(s.url, timeout=60) as response:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
-        verify(s, Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        verify(s, tmp)
+
+    return atomic_write(cache_dir() / s.filenames[0], fetch)
 
 
 def resolve(name: str, path: str | os.PathLike | None = None, *, verify_checksum: bool = True) -> Path:

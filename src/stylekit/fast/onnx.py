@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import StylekitError
-from ..images import atomic_write
+from ..files import atomic_write
 from ..onnx_backend import OPSET, _quiet, require_onnx
 from ..weights import load_encoder, resolve
 from .model import STYLE_LAYERS, FastNet, style_vector

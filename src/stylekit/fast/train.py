@@ -31,7 +31,8 @@ from ..adain.model import AdaINStylizer
 from ..decoder import load_decoder
 from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import StylekitError
-from ..images import atomic_write, image_grid, save_image
+from ..files import atomic_write
+from ..images import image_grid, save_image
 from ..losses import content_loss, mean_std_style_loss
 from ..measures import downsample
 from ..pyramid import REFERENCE_SIDE

@@ -47,6 +47,7 @@ from .. import images as _images
 from ..errors import StylekitError, one_line
 from ..images import MIN_SIDE, load_mask, load_pil, target_size
 from ..pipeline import PRESERVE_COLOR, Stylizer, StylizeOptions
+from ..timing import time_call
 
 log = logging.getLogger("stylekit.server")
 
@@ -378,13 +379,11 @@ class _Job:
             self._check_output(s.size, self.options.style_size, f"style {i} after resizing")
         o = self.options
         with lock:  # one model is not re-entrant (its feature cache is a plain dict)
-            start = time.perf_counter()
-            result = model.stylize(
+            seconds, result = time_call(lambda: model.stylize(
                 content, styles, alpha=o.alpha, style_weights=o.style_weights, masks=masks,
                 preserve_color=o.preserve_color, size=o.size, style_size=o.style_size, crop=o.crop,
                 stroke_scale=o.stroke_scale,
-            )
-            seconds = time.perf_counter() - start
+            ))
         buf = io.BytesIO()
         pil_format = FORMATS[self.fmt][0]
         result.save(buf, format=pil_format, **({"quality": 92} if pil_format == "JPEG" else {}))

@@ -220,7 +220,7 @@ def cmd_superres(args) -> int:
 def cmd_score(args) -> int:
     import json
 
-    from ..images import atomic_write
+    from ..files import atomic_write
     from ..weights import load_encoder
     from .sifid import format_score, score
 

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 from .. import distributed
 from ..devices import resolve_device
 from ..errors import StylekitError
-from ..images import atomic_write, image_grid, load_pil, pil_to_tensor, save_image
+from ..files import atomic_write, load_tensors, save_tensors
+from ..images import image_grid, load_pil, pil_to_tensor, save_image
 from ..training.loop import CHECKPOINT, LoopConfig, _check_same_config, load_checkpoint, run_training
 from ..training.trainable import Trainable
 from .model import (
@@ -238,17 +238,14 @@ class SinGANScaleTask:
         save_image(image_grid([row]), path)
 
     def export_weights(self, path: Path) -> None:
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.g.module.state_dict().items()}
-        metadata = {"kind": KIND + "-scale", "scale": str(self.scale), "channels": str(self.channels),
-                    "noise_amp": repr(self.noise_amp)}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        save_tensors(path, self.g.module.state_dict(), {"kind": KIND + "-scale", "scale": str(self.scale),
+                                                         "channels": str(self.channels), "noise_amp": repr(self.noise_amp)})
 
 
 def save_model(pyramid: SinGANPyramid, run_dir: Path) -> Path:
     """``RUN/model.safetensors`` (what sampling and the applications load) and ``RUN/singan.json`` (for people)."""
     path = run_dir / MODEL
-    tensors, metadata = pyramid.tensors(), pyramid.metadata()
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    save_tensors(path, pyramid.tensors(), pyramid.metadata())
     summary = {"meta": pyramid.meta, "scales": [s.to_json() for s in pyramid.scales]}
     atomic_write(run_dir / SUMMARY, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=str)))
     return path
@@ -263,14 +260,7 @@ def load_model(run: str | Path, device: torch.device | str = "cpu") -> SinGANPyr
             raise StylekitError(f"{run} holds no SinGAN model ({MODEL}): train one with `stylekit train singan IMAGE -o {run}`"
                                 " (a model appears when its first scale is done)")
         raise StylekitError(f"SinGAN run not found: {run}")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises several types for corrupt files
-        raise StylekitError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    tensors, metadata = load_tensors(path)
     pyramid = SinGANPyramid.from_tensors(tensors, metadata, source=str(path)).to(device)
     pyramid.reals = [r.to(device) for r in pyramid.reals]  # a plain list: Module.to leaves it
     return pyramid

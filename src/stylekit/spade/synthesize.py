@@ -24,6 +24,7 @@ from PIL import Image
 
 from ..devices import resolve_device
 from ..errors import StylekitError, one_line
+from ..files import load_tensors
 from ..images import image_grid, load_pil, pil_to_tensor, tensor_to_pil
 from .data import LabelledBank, colourise, read_label_map
 from .model import SPADEModelConfig, SPADENet, one_hot
@@ -40,18 +41,10 @@ class Synthesizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "auto") -> "Synthesizer":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         path = Path(path)
         if not path.is_file():
             raise StylekitError(f"weights file not found: {path}")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                metadata = fh.metadata() or {}
-            state = load_file(str(path))
-        except Exception as exc:  # safetensors raises several types for corrupt files
-            raise StylekitError(f"cannot read {path}: {one_line(exc)}") from None
+        state, metadata = load_tensors(path)
         if metadata.get("kind") != "spade" or "model" not in metadata:
             kind = metadata.get("kind")
             raise StylekitError(f"{path} is not a SPADE generator ({'a ' + kind + ' model' if kind else 'no SPADE metadata'});"

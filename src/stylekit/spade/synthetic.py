@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..checks import check_int
 from ..errors import StylekitError
-from ..images import atomic_write
+from ..files import atomic_write
 
 CLASSES = ("sky", "grass", "water", "rock")
 SKY, GRASS, WATER, ROCK = range(4)
@@ -123,10 +124,8 @@ def label_image(labels: np.ndarray) -> Image.Image:
 
 def make_dataset(out: str | Path, count: int, size: int = 64, seed: int = 0, progress=None) -> Path:
     """Write ``out/labels/NNNNN.png`` (class indices), ``out/images/NNNNN.png`` and ``out/classes.json``."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise StylekitError(f"--count must be a positive integer, got {count!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
-        raise StylekitError(f"--size must be an integer in 16..4096, got {size!r}")
+    check_int(count, "--count", 1)
+    check_int(size, "--size", 16, 4096)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise StylekitError(f"{out} is a file, not a directory")

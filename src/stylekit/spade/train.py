@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from .. import distributed
 from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import StylekitError
-from ..images import atomic_write, image_grid, save_image
+from ..files import save_tensors
+from ..images import image_grid, save_image
 from ..training.trainable import Trainable
 from ..weights import load_encoder
 from .data import LabelledBank, colourise
@@ -238,6 +238,5 @@ class SPADETrainTask:
 
 def export_weights(net: SPADENet, cfg: SPADETrainConfig, path: str | Path) -> None:
     """The generator (and encoder) as safetensors; the metadata rebuilds the model."""
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
-    metadata = {"kind": KIND, "model": net.config.to_json(), "config": json.dumps(asdict(cfg), sort_keys=True)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    save_tensors(path, net.state_dict(),
+                 {"kind": KIND, "model": net.config.to_json(), "config": json.dumps(asdict(cfg), sort_keys=True)})

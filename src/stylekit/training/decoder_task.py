@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -22,7 +21,8 @@ from ..decoder import MirrorDecoder
 from ..devices import autocast, resolve_device, resolve_precision
 from ..encoder import LAYER_INDEX
 from ..errors import StylekitError
-from ..images import atomic_write, image_grid, save_image
+from ..files import save_tensors
+from ..images import image_grid, save_image
 from ..weights import load_encoder
 from .data import ImageBank
 from .loop import inverse_decay
@@ -167,6 +167,5 @@ class DecoderTrainTask:
         save_image(image_grid(rows), path)
 
     def export_weights(self, path: Path) -> None:
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.decoder.state_dict().items()}
-        metadata = {"kind": self.kind, "layer": self.cfg.layer, "config": str(asdict(self.cfg))}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        save_tensors(path, self.decoder.state_dict(),
+                     {"kind": self.kind, "layer": self.cfg.layer, "config": str(asdict(self.cfg))})

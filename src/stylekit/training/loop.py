@@ -34,9 +34,8 @@ import torch
 from tqdm import tqdm
 
 from .. import distributed
-from ..encoder import safe_torch_load
 from ..errors import StylekitError
-from ..images import atomic_write
+from ..files import atomic_write, safe_torch_load
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.safetensors"
