@@ -14,7 +14,7 @@ Timed, each as a whole job from PIL images to a PIL image at ``--size``:
   working size, resized to ``--size``). Frames per second = 1 / this.
 
 Also the convolution GFLOP per frame of both networks (the peer's counted
-from its ONNX files, as ``stylekit bench --perf`` does). Speeds are compared
+from its ONNX files, as ``benchmarks/perf.py`` does). Speeds are compared
 as ratios within one run: the host and its load change absolute figures.
 """
 
@@ -78,7 +78,7 @@ def peer_times(python: str, content: Path, style: Path, size: int, repeats: int,
         return {"available": False, "reason": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     try:
-        from stylekit.perf import PEER_NETWORKS, onnx_conv_flops
+        from perflab.flops import PEER_NETWORKS, onnx_conv_flops
 
         result["gflop"] = {k: onnx_conv_flops(Path(result["package_dir"]) / rel)["flops"] / 1e9
                            for k, rel in PEER_NETWORKS.items()}

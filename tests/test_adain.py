@@ -122,8 +122,8 @@ def test_style_features_are_cached(stylizer, monkeypatch):
     content, style = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
     stylizer.stylize(content, style, alpha=1.0, size=0)
     calls = []
-    original = stylizer._run_encoder  # where the encoder runs (the module, or the fused CPU path)
-    monkeypatch.setattr(stylizer, "_run_encoder", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = stylizer.networks.encode_image  # every image the encoder sees goes through here
+    monkeypatch.setattr(stylizer.networks, "encode_image", lambda *a, **k: calls.append(1) or original(*a, **k))
     stylizer.stylize(content, style, alpha=0.4, size=0)
     assert calls == []  # both content features and style statistics came from the cache
     stylizer.stylize(content, torch.rand(3, 32, 32), alpha=0.4, size=0)

@@ -8,7 +8,6 @@ decoder and the style-swap inverse network (both are relu3_1 decoders).
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -94,33 +93,47 @@ def test_nothing_to_time_is_an_error(capsys, no_shipped_inverse):
     assert "stylekit: error: no method could be timed" in captured.err
 
 
+class FakeClock:
+    """``time.perf_counter`` for stylekit.timing: moves only when told to."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
 class FakeStylizer:
-    """Counts calls; preparing a style costs 50 ms, the rest nothing."""
+    """Counts calls; preparing a style costs 50 ms on ``clock``, the rest nothing."""
 
     device = torch.device("cpu")
 
-    def __init__(self):
-        self.calls = []
+    def __init__(self, clock):
+        self.calls, self.clock = [], clock
 
     def clear_cache(self):
         self.calls.append("clear")
 
     def prepare_style(self, style):
         self.calls.append("prepare")
-        time.sleep(0.05)
+        self.clock.now += 0.05
         return ("prepared", style)
 
-    def transfer_prepared(self, content, prepared, weights, masks, alpha):
-        assert prepared[0][0] == "prepared" and (weights, masks, alpha) == ([1.0], None, 1.0)
+    def transfer_prepared(self, content, prepared, weights=None, masks=None, alpha=1.0):
+        assert prepared[0][0] == "prepared" and (weights, masks, alpha) == (None, None, 1.0)
         self.calls.append("transfer")
         return content
 
-    def transfer(self, content, styles, weights, masks, alpha):
+    def transfer(self, content, styles, weights=None, masks=None, alpha=1.0):
         return self.transfer_prepared(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
 
 
-def test_time_method_times_style_encoding_only_in_the_with_column():
-    model = FakeStylizer()
+def test_time_method_times_style_encoding_only_in_the_with_column(monkeypatch):
+    from stylekit import timing
+
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", clock)
+    model = FakeStylizer(clock)
     x = torch.zeros(1, 3, 4, 4)
     times = time_method(model, x, x, repeats=3, warmup=2)
     # one preparation before the runs, then one per run with style encoding only
@@ -130,8 +143,8 @@ def test_time_method_times_style_encoding_only_in_the_with_column():
     for mode in ("with_style_encoding", "without_style_encoding"):
         assert len(times[mode]["runs"]) == 3
         assert times[mode]["median"] == sorted(times[mode]["runs"])[1]
-    assert times["with_style_encoding"]["median"] >= 0.05
-    assert times["without_style_encoding"]["median"] < 0.05
+    assert times["with_style_encoding"]["runs"] == pytest.approx([0.05] * 3)
+    assert times["without_style_encoding"]["runs"] == [0.0] * 3
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -139,8 +152,8 @@ def test_prepared_style_gives_the_same_output(method, decoder_file):
     model = load_method(method, device="cpu", steps=2, adain_weights=decoder_file, inverse_weights=decoder_file)
     g = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 32, 40, generator=g), torch.rand(1, 3, 36, 36, generator=g)
-    whole = model.transfer(content, [style], [1.0], None, 0.8)
-    prepared = model.transfer_prepared(content, [model.prepare_style(style)], [1.0], None, 0.8)
+    whole = model.transfer(content, [style], alpha=0.8)
+    prepared = model.transfer_prepared(content, [model.prepare_style(style)], alpha=0.8)
     assert whole.shape == (1, 3, 32, 40)
     assert torch.allclose(whole, prepared, atol=1e-6)
     assert not torch.allclose(whole, content, atol=1e-2)  # it did stylize

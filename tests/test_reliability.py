@@ -13,7 +13,7 @@
 3. Weights are data, not code: no unpickling, ``eval`` or ``exec`` of file
    contents in ``src/``; pickled code in a weight file or checkpoint is refused.
 4. The real service under a bounded burst of valid, invalid and hostile
-   requests (``scripts/load_test.py``), and its defaults (loopback, timeouts).
+   requests (``benchmarks/load_test.py``), and its defaults (loopback, timeouts).
 
 ``docs/reliability.md`` has the corpus table and the measured figures.
 """
@@ -643,9 +643,9 @@ def test_service_defaults_bind_loopback_with_timeouts(monkeypatch):
 
 
 def _load_test_module():
-    name = "stylekit_scripts_load_test"
+    name = "stylekit_benchmarks_load_test"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "load_test.py")
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "load_test.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)

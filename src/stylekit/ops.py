@@ -1,4 +1,4 @@
-"""Small tensor kernels where PyTorch's own are slow for our layouts (issue 9).
+"""Small tensor kernels where PyTorch's own are slow for our layouts (docs/performance.md).
 
 * :func:`reflect_pad1`: the 1-pixel reflection padding before every 3x3 conv
   of the encoder and the decoder. ``F.pad(mode="reflect")`` on a
@@ -32,11 +32,27 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+_FAST_PAD = contextvars.ContextVar("stylekit_fast_pad", default=True)
+
+
+@contextlib.contextmanager
+def fast_padding(enabled: bool = True):
+    """Let :func:`reflect_pad1` write its own padding (the default), or, with
+    False, hand every call to ``F.pad`` (what the networks'
+    ``SpeedSettings(fast_pad=False)`` measures); thread- and task-local."""
+    token = _FAST_PAD.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FAST_PAD.reset(token)
+
+
 def reflect_pad1(x: torch.Tensor, any_layout: bool = False) -> torch.Tensor:
     """``F.pad(x, (1, 1, 1, 1), mode="reflect")``, in the layout and dtype of ``x``
     (``F.pad`` itself runs in fp32 under CPU autocast). Contiguous tensors keep
-    ``F.pad`` unless ``any_layout``."""
-    if (not any_layout and not is_channels_last(x)) or x.dim() != 4 or x.shape[-2] < 2 or x.shape[-1] < 2:
+    ``F.pad`` unless ``any_layout``; so does everything inside ``fast_padding(False)``."""
+    if ((not any_layout and not is_channels_last(x)) or x.dim() != 4 or x.shape[-2] < 2 or x.shape[-1] < 2
+            or not _FAST_PAD.get()):
         return F.pad(x, (1, 1, 1, 1), mode="reflect")
     if x.requires_grad and torch.is_grad_enabled():
         return _ReflectPad1.apply(x)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import color, pyramid
+from .checks import is_int
 from .errors import StylekitError, plural
 from .images import MIN_SIDE, center_crop_square, check_size, load_mask, load_pil, mask_from_pil, resize_longer, to_rgb, pil_to_tensor, target_size, tensor_to_pil
 
@@ -51,7 +52,7 @@ class StylizeOptions:
             value = getattr(self, name)
             if value is None:  # the default: at most DEFAULT_MAX_SIDE, never enlarged
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not is_int(value) or value < 0:
                 raise StylekitError(f"{name} must be a non-negative integer (0 keeps the original size), got {value!r}")
             if 0 < value < MIN_SIDE:
                 raise StylekitError(f"{name} must be 0 or at least {MIN_SIDE}, got {value}")
@@ -75,6 +76,16 @@ class StylizeOptions:
 
 
 ImageLike = str | os.PathLike | Image.Image | torch.Tensor
+
+
+def equal_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """``weights`` as given, or (None) ``count`` equal weights summing to 1: the
+    default blend of :meth:`Stylizer.transfer` and its kin.
+
+    >>> equal_weights(None, 4), equal_weights([0.3, 0.7], 2)
+    ([0.25, 0.25, 0.25, 0.25], [0.3, 0.7])
+    """
+    return [1.0 / count] * count if weights is None else list(weights)
 
 
 def to_tensor_image(x: ImageLike, what: str) -> tuple[torch.Tensor, bool]:
@@ -269,9 +280,9 @@ class Stylizer:
         self,
         content: torch.Tensor,
         prepared: list,
-        weights: list[float],
-        masks: list[torch.Tensor] | None,
-        alpha: float,
+        weights: list[float] | None = None,
+        masks: list[torch.Tensor] | None = None,
+        alpha: float = 1.0,
     ) -> torch.Tensor:
         """:meth:`transfer` with styles already through :meth:`prepare_style`."""
         raise NotImplementedError
@@ -280,21 +291,26 @@ class Stylizer:
         self,
         content: torch.Tensor,
         styles: list[torch.Tensor],
-        weights: list[float],
-        masks: list[torch.Tensor] | None,
-        alpha: float,
+        weights: list[float] | None = None,
+        masks: list[torch.Tensor] | None = None,
+        alpha: float = 1.0,
     ) -> torch.Tensor:
-        """content (1, 3, H, W), styles [(1, 3, h, w)], masks [(1, 1, H, W)] -> (1, 3, H, W)."""
+        """The method on tensors, none of :meth:`stylize`'s checks or conversions:
+        content (1, 3, H, W), styles [(1, 3, h, w)] blended by ``weights``
+        (default: equal; they should sum to 1), or each in its region of
+        ``masks`` [(1, 1, H, W)], at strength ``alpha`` -> (1, 3, H, W) float."""
+        weights = equal_weights(weights, len(styles))
         return self.transfer_prepared(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
 
-    def transfer_coarse_to_fine(self, content, styles, weights, masks, alpha: float, stroke_scale: float = 1.0,
-                                palette: bool = True) -> torch.Tensor:
+    def transfer_coarse_to_fine(self, content, styles, weights=None, masks=None, alpha: float = 1.0,
+                                stroke_scale: float = 1.0, palette: bool = True) -> torch.Tensor:
         """:meth:`transfer` run over the pyramid of :func:`stylekit.pyramid.plan_levels`
         (the styles scaled like the picture at each level, the masks resized);
         with ``palette`` the coarsest output takes the styles' palette first
         (:func:`stylekit.color.transfer_palette`; for a blend, the styles' pixels
         in proportion to their weights; with masks, each region its own
         style's), in proportion to ``alpha``. Tensors as :meth:`transfer`."""
+        weights = equal_weights(weights, len(styles))
         levels = pyramid.plan_levels(*content.shape[-2:], stroke_scale)
         prepared = [[self.prepare_style(pyramid.scale_style(s, level.style_scale)) for s in styles] for level in levels]
 

@@ -2,11 +2,18 @@
 paper's controls (sec. 7.1): style interpolation, spatial masks, and, through
 :class:`stylekit.pipeline.Stylizer`, colour preservation and sizes.
 
-Speed (issue 9, docs/performance.md): the networks run as
-:class:`stylekit.networks.FeedForwardNetworks` does (inference mode,
-channels_last, bf16 autocast where the hardware runs bf16 natively, tiles
-above ``tile_pixels`` pixels); ``precision="fp32", channels_last=False`` is
-the reference path.
+The encoder and decoder run in a :class:`stylekit.networks.FeedForwardNetworks`
+(inference mode, channels_last, bf16 autocast where the hardware runs bf16
+natively, tiles above ``tile_pixels`` pixels), set by one
+:class:`stylekit.networks.SpeedSettings`.
+
+>>> import torch, stylekit
+>>> model = stylekit.load("adain", device="cpu")
+>>> content, style = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 48, 48)
+>>> model.transfer(content, [style]).shape
+torch.Size([1, 3, 64, 64])
+>>> model.settings()["inference_mode"]
+True
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ from ..devices import resolve_device
 from ..encoder import VGGEncoder
 from ..errors import StylekitError
 from ..functional import blend_regions, masked_mean_std
-from ..networks import TILE_PIXELS, TILE_SIZE, FeedForwardNetworks
+from ..networks import FeedForwardNetworks, SpeedSettings, speed_settings
 from ..ops import mean_std_fast
-from ..pipeline import Stylizer, pad_to_multiple
+from ..pipeline import Stylizer, equal_weights, pad_to_multiple
 from ..weights import load_encoder, resolve
 
 DEFAULT_DECODER = "adain-decoder-relu3_1"
@@ -61,7 +68,7 @@ class _LRU:
                 self.items.popitem(last=False)
 
 
-class AdaINStylizer(FeedForwardNetworks, Stylizer):
+class AdaINStylizer(Stylizer):
     method = "adain"
     default_stroke_scale = 1.0
 
@@ -71,23 +78,26 @@ class AdaINStylizer(FeedForwardNetworks, Stylizer):
         decoder: MirrorDecoder,
         device: torch.device | str = "cpu",
         eps: float = 1e-5,
-        precision: str = "auto",
+        precision: str | None = None,
         cache_size: int = 8,
         *,
-        channels_last: bool = True,
-        inference_mode: bool = True,
-        tile_pixels: int | None = TILE_PIXELS,
-        tile_size: int = TILE_SIZE,
-        tune_malloc: bool = False,
-        fused: bool = True,
+        speed: SpeedSettings | None = None,
+        **speed_options,
     ):
         """``eps``: added to the variance in the AdaIN statistics. ``cache_size``
-        encoder outputs are cached (0: no cache, no hashing). The rest are the
-        speed settings of :class:`stylekit.networks.FeedForwardNetworks`."""
-        FeedForwardNetworks.__init__(
-            self, encoder, decoder, device, precision, channels_last=channels_last, inference_mode=inference_mode,
-            tile_pixels=tile_pixels, tile_size=tile_size, tune_malloc=tune_malloc, fused=fused,
-        )
+        encoder outputs are cached (0: no cache, no hashing). ``speed`` (or
+        its fields as keywords, ``precision`` among them) says how the
+        networks run: :class:`stylekit.networks.SpeedSettings`."""
+        if precision is not None:
+            speed_options["precision"] = precision
+        networks = FeedForwardNetworks(encoder, decoder, device, speed_settings(speed, **speed_options))
+        self._attach(networks, eps, cache_size)
+
+    def _attach(self, networks: FeedForwardNetworks, eps: float, cache_size: int) -> None:
+        """Take ``networks`` as this stylizer's encoder and decoder (what every
+        constructor ends with: the ONNX backend brings networks of its own)."""
+        self.networks = networks
+        self.device = networks.device
         self.eps = eps
         self._cache = _LRU(cache_size)
 
@@ -97,11 +107,39 @@ class AdaINStylizer(FeedForwardNetworks, Stylizer):
     ) -> "AdaINStylizer":
         """The shipped decoder (or ``weights``) and the verified VGG-19 encoder.
         ``cache_size`` encoder outputs are cached (0: no cache, no hashing);
-        ``options``: the speed settings of :class:`AdaINStylizer`."""
+        ``options``: ``speed=`` or the fields of :class:`stylekit.networks.SpeedSettings`."""
         device = resolve_device(device)
         decoder = load_decoder(weights if weights is not None else resolve(DEFAULT_DECODER))
         encoder = load_encoder(encoder_weights, last_layer=decoder.from_layer)
         return cls(encoder, decoder, device, precision=precision, cache_size=cache_size, **options)
+
+    # --- what the networks know ---
+
+    @property
+    def encoder(self) -> VGGEncoder:
+        return self.networks.encoder
+
+    @property
+    def decoder(self) -> MirrorDecoder:
+        return self.networks.decoder
+
+    @property
+    def multiple(self) -> int:
+        """Content sides are padded to a multiple of this (the encoder's pooling factor)."""
+        return self.networks.multiple
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The encoder's autocast dtype (``precision`` resolved on this device)."""
+        return self.networks.dtype
+
+    def settings(self) -> dict:
+        """The speed settings in force (for benchmarks and logs)."""
+        return self.networks.settings()
+
+    def decode(self, features: torch.Tensor, size_hw) -> torch.Tensor:
+        """The decoder's float32 image of ``features`` (unclamped), cropped to ``size_hw``."""
+        return self.networks.decode(features, size_hw)
 
     def clear_cache(self) -> None:
         with self._cache.lock:
@@ -114,8 +152,7 @@ class AdaINStylizer(FeedForwardNetworks, Stylizer):
         key = _LRU.key(image, "features") if self._cache.capacity > 0 else None
         cached = self._cache.get(key)
         if cached is None:
-            with self._grad_mode():
-                cached = self._encode_any(pad_to_multiple(image, self.multiple))
+            cached = self.networks.encode_image(pad_to_multiple(image, self.multiple))
             self._cache.put(key, cached)
         return cached
 
@@ -124,19 +161,22 @@ class AdaINStylizer(FeedForwardNetworks, Stylizer):
         key = _LRU.key(style, "stats") if self._cache.capacity > 0 else None
         cached = self._cache.get(key)
         if cached is None:
-            with self._grad_mode():
-                cached = mean_std_fast(self._encode_any(style), self.eps)
+            with self.networks.grad_mode():
+                cached = mean_std_fast(self.networks.encode_image(style), self.eps)
             self._cache.put(key, cached)
         return cached
 
-    def target_features(self, content_feat, style_stats, weights, masks, alpha) -> torch.Tensor:
-        """The decoder's input for these controls (exposed for tests and evaluation).
+    def target_features(self, content_feat, style_stats, weights=None, masks=None, alpha: float = 1.0) -> torch.Tensor:
+        """The decoder's input for these controls (exposed for tests and evaluation):
+        ``style_stats`` one :meth:`style_stats` pair per style, ``weights`` their
+        blend (default: equal), ``masks`` their regions (1, 1, H, W) instead.
 
         Without masks every control is a per-channel affine map of the content
         features, ``AdaIN_i(x) = x * (std_i / c_std) + (mean_i - c_mean * std_i / c_std)``,
         and so is their weighted sum and the alpha blend: the scale and shift
         are folded first and the (large) feature map is read once.
         """
+        weights = equal_weights(weights, len(style_stats))
         if masks is None:
             c_mean, c_std = mean_std_fast(content_feat, self.eps)
             scale = shift = 0
@@ -165,8 +205,9 @@ class AdaINStylizer(FeedForwardNetworks, Stylizer):
         """A style's encoding for AdaIN: its feature statistics (:meth:`style_stats`)."""
         return self.style_stats(style)
 
-    def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:
-        with self._grad_mode():
+    def transfer_prepared(self, content, prepared, weights=None, masks=None, alpha: float = 1.0) -> torch.Tensor:
+        weights = equal_weights(weights, len(prepared))
+        with self.networks.grad_mode():
             content_feat = self.encode(content)
             target = self.target_features(content_feat, prepared, weights, masks, alpha)
             return self.decode(target, content.shape[-2:])

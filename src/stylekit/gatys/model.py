@@ -19,7 +19,7 @@ from ..encoder import LAYER_INDEX, VGGEncoder, check_layer_name, deepest
 from ..errors import StylekitError
 from ..losses import content_loss, gram_loss, gram_matrix, total_variation
 from ..optimize import check_options, check_weight, initial_image, optimize_image
-from ..pipeline import Stylizer, masks_at
+from ..pipeline import Stylizer, equal_weights, masks_at
 from ..weights import encoder_depth, load_encoder
 
 #: Gatys et al.'s style layers, used as deep as the encoder weights reach.
@@ -112,7 +112,7 @@ class GatysStylizer(Stylizer):
         fs = self.encoder(style, self.style_layers)
         return {l: gram_matrix(fs[l]) for l in self.style_layers}
 
-    def targets(self, content, styles, weights, masks, alpha) -> tuple[torch.Tensor, list[dict], list[dict] | None]:
+    def targets(self, content, styles, weights=None, masks=None, alpha: float = 1.0) -> tuple[torch.Tensor, list[dict], list[dict] | None]:
         """(content features, [Gram targets per region], [feature masks per region] or None).
 
         Without masks there is one "region", the whole image, whose targets
@@ -121,8 +121,9 @@ class GatysStylizer(Stylizer):
         return self.prepared_targets(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
 
     @torch.no_grad()
-    def prepared_targets(self, content, style_grams, weights, masks, alpha):
+    def prepared_targets(self, content, style_grams, weights=None, masks=None, alpha: float = 1.0):
         """:meth:`targets` from styles' Gram matrices (:meth:`prepare_style`)."""
+        weights = equal_weights(weights, len(style_grams))
         fc = self.encoder(content, self.layers)
         gram_c = {l: gram_matrix(fc[l]) for l in self.style_layers}
         if masks is None:
@@ -157,7 +158,8 @@ class GatysStylizer(Stylizer):
 
         return loss
 
-    def transfer_prepared(self, content, prepared, weights, masks, alpha, *, callback=None, callback_steps=None):
+    def transfer_prepared(self, content, prepared, weights=None, masks=None, alpha: float = 1.0, *, callback=None,
+                          callback_steps=None):
         """``callback(step, image)`` / ``callback_steps``: see :func:`stylekit.optimize.optimize_image`
         (the loss curves of ``stylekit evaluate --curve`` use them)."""
         content_target, gram_targets, region_masks = self.prepared_targets(content, prepared, weights, masks, alpha)

@@ -15,17 +15,21 @@ AdaIN). Colour and sizes come from :class:`stylekit.pipeline.Stylizer`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
+from ..checks import check_int
 from ..decoder import MirrorDecoder, load_decoder
 from ..devices import resolve_device
-from ..encoder import LAYER_INDEX, VGGEncoder, check_layer_name, pools_before
+from ..encoder import LAYER_INDEX, VGGEncoder, check_layer_name
 from ..errors import StylekitError
-from ..functional import blend_regions, style_swap
-from ..networks import TILE_PIXELS, TILE_SIZE, FeedForwardNetworks
+from ..functional import blend_regions
+from ..networks import SPEED_FIELDS, FeedForwardNetworks, SpeedSettings, speed_settings
 from ..losses import inversion_terms
+from ..patch_swap import MAX_BYTES, style_swap
 from ..optimize import check_options, check_weight, initial_image, optimize_image
-from ..pipeline import Stylizer, masks_at, pad_to_multiple
+from ..pipeline import Stylizer, equal_weights, masks_at, pad_to_multiple
 from ..weights import load_encoder, resolve
 
 INVERSE_WEIGHTS = "style-swap-inverse-relu3_1"
@@ -53,9 +57,8 @@ _OPTIMIZE_ONLY = ("tv_weight", "steps", "optimizer", "lr", "init", "seed")
 
 
 def _check_patch(patch_size, stride) -> None:
-    for name, value in (("patch_size", patch_size), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise StylekitError(f"{name} must be an integer >= 1, got {value!r}")
+    check_int(patch_size, "patch_size", 1)
+    check_int(stride, "stride", 1)
     if stride > patch_size:
         raise StylekitError(f"stride ({stride}) must not exceed patch_size ({patch_size})")
 
@@ -73,27 +76,28 @@ class StyleSwapStylizer(Stylizer):
         layer: str | None = None,
         patch_size: int = 3,
         stride: int = 1,
-        max_bytes: int = 512 * 2**20,
+        max_bytes: int = MAX_BYTES,
         progress: bool = True,
-        tile_pixels: int | None = TILE_PIXELS,
-        tile_size: int = TILE_SIZE,
-        precision: str = "auto",
-        **optimize_options,
+        speed: SpeedSettings | None = None,
+        **options,
     ):
-        """``inverse`` is required unless ``optimize``; ``optimize_options`` are
-        ``tv_weight``, ``steps``, ``optimizer`` (lbfgs/adam), ``lr``, ``init``
-        (content/noise) and ``seed``, for the optimisation mode only.
+        """``inverse`` is required unless ``optimize``. ``options``: the fields
+        of :class:`stylekit.networks.SpeedSettings` (or ``speed=``), and for
+        the optimisation mode only ``tv_weight``, ``steps``, ``optimizer``
+        (lbfgs/adam), ``lr``, ``init`` (content/noise) and ``seed``.
 
-        The encoder and the inverse network run as
-        :class:`stylekit.networks.FeedForwardNetworks` (AdaIN's runner) with
+        The encoder and the inverse network run in a
+        :class:`stylekit.networks.FeedForwardNetworks`, as AdaIN's do:
         channels_last, the fused CPU path and, above ``tile_pixels`` pixels,
         overlapping tiles whose interiors equal the whole image's (bounded
-        memory for large images). The encoder runs in float32, so the swap's
-        exact argmax sees float32 features; ``precision`` is the inverse
-        network's: ``auto`` is bf16 autocast where the hardware runs it
-        natively (as AdaIN's decoder: within the quality rule of
+        memory for large images). The encoder always runs in float32, so the
+        swap's exact argmax sees float32 features; ``precision`` is the
+        inverse network's: ``auto`` is bf16 autocast where the hardware runs
+        it natively (as AdaIN's decoder: within the quality rule of
         docs/performance.md), ``fp32`` the reference."""
         self.device = resolve_device(device)
+        speed = speed_settings(speed, **{k: options.pop(k) for k in list(options) if k in SPEED_FIELDS})
+        optimize_options = options
         unknown = sorted(set(optimize_options) - set(_OPTIMIZE_ONLY))
         if unknown:
             raise StylekitError(f"unknown style-swap option {unknown[0]!r}")
@@ -125,14 +129,13 @@ class StyleSwapStylizer(Stylizer):
         self.seed = optimize_options.get("seed", 0)
         check_options(self.steps, self.optimizer, self.lr, self.init)
         self.progress = progress
-        self.encoder = encoder.to(self.device).eval()
-        self.inverse = inverse.to(self.device).eval() if inverse is not None else None
-        self.multiple = 2 ** pools_before(self.layer)
-        # the optimisation's target joins its autograd graph: no inference tensors there
-        self.networks = FeedForwardNetworks(
-            self.encoder, self.inverse, self.device, "fp32", layer=self.layer, inference_mode=not optimize,
-            tile_pixels=tile_pixels, tile_size=tile_size, decoder_precision=precision,
-        )
+        # float32 features for the exact swap; the optimisation's target joins its
+        # autograd graph, so no inference tensors there
+        runner = dataclasses.replace(speed, precision="fp32", decoder_precision=speed.decoder_precision or speed.precision,
+                                     inference_mode=speed.inference_mode and not optimize)
+        self.networks = FeedForwardNetworks(encoder, inverse, self.device, runner, layer=self.layer)
+        self.encoder, self.inverse = self.networks.encoder, self.networks.decoder
+        self.multiple = self.networks.multiple
 
     @classmethod
     def load(cls, weights=None, encoder_weights=None, device="auto", optimize: bool = False, **options) -> "StyleSwapStylizer":
@@ -156,9 +159,15 @@ class StyleSwapStylizer(Stylizer):
         encoder = load_encoder(encoder_weights, last_layer=inverse.from_layer)
         return cls(encoder, inverse, device, **options)
 
-    def target_features(self, content_feat, style_feats, weights, masks, alpha) -> torch.Tensor:
-        """``(1 - alpha) f(c) + alpha * T``, ``T`` the weighted or region-wise
-        blend of the swaps against each style (exposed for tests)."""
+    def settings(self) -> dict:
+        """The speed settings in force (for benchmarks and logs)."""
+        return self.networks.settings()
+
+    def target_features(self, content_feat, style_feats, weights=None, masks=None, alpha: float = 1.0) -> torch.Tensor:
+        """``(1 - alpha) f(c) + alpha * T``, ``T`` the weighted (default: equal)
+        or region-wise blend of the swaps against each style (exposed for tests)."""
+        weights = equal_weights(weights, len(style_feats))
+
         def swap(style_feat):
             return style_swap(content_feat, style_feat, self.patch_size, self.stride, max_bytes=self.max_bytes)
 
@@ -182,7 +191,8 @@ class StyleSwapStylizer(Stylizer):
         """A style's encoding for style swap: its features at the swap layer (the patches)."""
         return self.networks.encode_image(style)
 
-    def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:
+    def transfer_prepared(self, content, prepared, weights=None, masks=None, alpha: float = 1.0) -> torch.Tensor:
+        weights = equal_weights(weights, len(prepared))
         # reflect-pad to the pool multiple so features and image align exactly; crop back at the end
         padded = pad_to_multiple(content, self.multiple)
         content_feat = self.networks.encode_image(padded)

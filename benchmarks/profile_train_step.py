@@ -1,6 +1,6 @@
 """Where an AdaIN training step spends its time, and what precision / layout buys.
 
-    python scripts/profile_train_step.py --content ../shared/data/content --style ../shared/data/style
+    python benchmarks/profile_train_step.py --content ../shared/data/content --style ../shared/data/style
 
 Prints seconds per step for fp32 / bf16 autocast (channels_last is always on:
 the trainer uses it), the data-loading time per step, and a torch.profiler

@@ -5,7 +5,7 @@ the two style pictures are painted here, procedurally and deterministically:
 swirling brush strokes, and a stained-glass mosaic.
 
     pip download scikit-image --no-deps -d /tmp/skimage
-    python scripts/make_examples.py /tmp/skimage/scikit_image-*.whl
+    python tools/make_examples.py /tmp/skimage/scikit_image-*.whl
 """
 
 import io

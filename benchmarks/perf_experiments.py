@@ -1,6 +1,6 @@
 """Fusions tried on the bf16 CPU path of AdaIN at 512 px, and what each measured.
 
-    python scripts/perf_experiments.py [--repeats 30] [--markdown FILE]
+    python benchmarks/perf_experiments.py [--repeats 30] [--markdown FILE]
 
 docs/performance.md explains why the default bf16 path stays at about 2x the
 roofline floor: the convolutions alone, at their own shapes, cost 1.2-1.3x
@@ -167,7 +167,7 @@ def _compile_row(repeats: int):
     content = torch.rand(1, 3, 512, 512)
     prepared = model.prepare_style(torch.rand(1, 3, 512, 512))
     model.clear_cache()
-    eager = best_ms(lambda: (model.clear_cache(), model.transfer_prepared(content, [prepared], [1.0], None, 1.0)),
+    eager = best_ms(lambda: (model.clear_cache(), model.transfer_prepared(content, [prepared])),
                     max(5, repeats // 3))
     encoder, decoder = model.encoder, model.decoder
 

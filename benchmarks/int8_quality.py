@@ -1,7 +1,7 @@
 """Would int8 convolutions pay on this CPU, and would they keep the quality?
 The evidence behind docs/performance.md's int8 paragraph.
 
-    python scripts/int8_quality.py [--data ../shared/data] [--pairs 4] [--size 512] [--min-channels 128 64]
+    python benchmarks/int8_quality.py [--data ../shared/data] [--pairs 4] [--size 512] [--min-channels 128 64]
 
 1. Speed: each 3x3 conv of AdaIN at ``--size`` with both channel counts >= 64,
    as oneDNN's int8 convolution (``torch.ops.onednn.qconv2d_pointwise``: uint8
@@ -13,7 +13,7 @@ The evidence behind docs/performance.md's int8 paragraph.
    to what that int8 convolution computes (per-output-channel symmetric int8
    weights; per-tensor asymmetric uint8 activations from each input's own
    min and max, the dynamic scheme it accepts), against the unrounded path,
-   on the same dev_eval pairs as scripts/bf16_quality.py; the rule is mean
+   on the same dev_eval pairs as benchmarks/bf16_quality.py; the rule is mean
    |difference| < 1/255 and style loss change < 1 %.
 """
 
@@ -30,7 +30,9 @@ from stylekit.adain.model import AdaINStylizer
 from stylekit.bench import bench_image
 from stylekit.evaluate import score
 from stylekit.images import expand_inputs
-from stylekit.perf import conv_layers, quality, timed_runs
+from perflab.common import quality
+from perflab.flops import conv_layers
+from stylekit.timing import timed_runs
 
 REFERENCE_SETTINGS = dict(precision="fp32", channels_last=False, inference_mode=False, fused=False, tune_malloc=False)
 
@@ -110,10 +112,10 @@ def quality_rows(data: Path, pairs: int, size: int, min_channels: list[int]) -> 
             c_path, s_path = contents[i % len(contents)], styles[(i + 4) % len(styles)]
             content, style = bench_image(c_path, size, 1), bench_image(s_path, size, 2)
             with torch.no_grad():
-                want = model.transfer(content, [style], [1.0], None, 1.0)
+                want = model.transfer(content, [style])
                 undo = fake_int8(model, minimum)
                 try:
-                    got = model.transfer(content, [style], [1.0], None, 1.0)
+                    got = model.transfer(content, [style])
                 finally:
                     for module, original, handle in undo:
                         module.weight.data = original

@@ -1,10 +1,10 @@
 """Would fp16 storage of the shipped VGG-19 encoder cost quality? The evidence
 behind ``src/stylekit/data/NOTICE.md``.
 
-    python scripts/encoder_precision.py [--data ../shared/data] [--pairs 12] [--size 512] [--precision auto fp32]
+    python benchmarks/encoder_precision.py [--data ../shared/data] [--pairs 12] [--size 512] [--precision auto fp32]
 
 The shipped AdaIN decoder stylizes dev_eval pair i (content i, style 3i, in
-name order, as ``scripts/ship_model.py`` does) once with the float32 encoder
+name order, as ``tools/ship_model.py`` does) once with the float32 encoder
 and once with its weights rounded to fp16. Prints, per arithmetic precision of
 the stylizer, the mean and max |difference| of the outputs (0-255) and the
 largest relative change of the style and content losses, scored with the

@@ -10,8 +10,8 @@ fields. It prints one JSON report: status counts, 5xx count, every answer that
 was not the expected one, latency percentiles and the server's peak RSS
 (``VmHWM`` in ``/proc/PID/status``).
 
-    python scripts/load_test.py                     # 200 requests, 16 at a time
-    python scripts/load_test.py --requests 500 --concurrency 32 --json load.json
+    python benchmarks/load_test.py                     # 200 requests, 16 at a time
+    python benchmarks/load_test.py --requests 500 --concurrency 32 --json load.json
 
 Without ``--weights`` it uses an untrained seeded decoder (the test suite's), so
 it needs only the VGG encoder (shipped in the package). tests/test_reliability.py

@@ -1,9 +1,9 @@
 """Time and peak memory of feed-forward style swap with content and style of equal size.
 
-    python scripts/measure_style_swap.py --inverse-weights src/stylekit/data/style_swap_inverse_relu3_1.safetensors \
+    python benchmarks/measure_style_swap.py --inverse-weights src/stylekit/data/style_swap_inverse_relu3_1.safetensors \
         --sizes 512 1024 --markdown docs/models/style-swap-inverse-relu3_1/timing.md
 
-Each size runs in a fresh process (``stylekit.perf.memory_section``): one
+Each size runs in a fresh process (``perflab.memory.memory_section``): one
 stylization of an S x S content with an S x S style, the swap at relu3_1 with
 3x3 patches and stride 1, then the inverse network; the peak resident memory
 is measured above the process after torch and the models were loaded.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from stylekit.perf import memory_section
+from perflab.memory import memory_section
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
         else:
             lines.append(f"| {r['size']} | n/a | {r['reason']} | |")
     weights = f" --inverse-weights {args.inverse_weights}" if args.inverse_weights else ""
-    cmd = f"python scripts/measure_style_swap.py{weights} --sizes " + " ".join(map(str, args.sizes))
+    cmd = f"python benchmarks/measure_style_swap.py{weights} --sizes " + " ".join(map(str, args.sizes))
     lines += ["", f"Measured with `{cmd}`.", ""]
     text = "\n".join(lines)
     print(text)

@@ -1,6 +1,6 @@
 """The README's picture: the example pair and what each shipped network and control makes of it.
 
-    python scripts/make_readme_image.py            # writes docs/images/readme_example.jpg
+    python tools/make_readme_image.py            # writes docs/images/readme_example.jpg
 
 Row 1: content, style, AdaIN, AdaIN with alpha 0.5. Row 2: AdaIN keeping the
 content's colours, two styles interpolated, two styles by region (left / right),

@@ -1,8 +1,8 @@
 """Ship a trained network (AdaIN decoder or style-swap inverse network):
 package the weights, measure them, write the model card.
 
-    python scripts/ship_model.py adain training/adain_relu3_1 --data ../shared/data
-    python scripts/ship_model.py style-swap training/style_swap_relu3_1 --data ../shared/data --eval-size 256
+    python tools/ship_model.py adain training/adain_relu3_1 --data ../shared/data
+    python tools/ship_model.py style-swap training/style_swap_relu3_1 --data ../shared/data --eval-size 256
 
 1. converts the run's weights to fp16 if that costs no quality (measured on
    dev_eval: pixel difference and loss change against fp32), else keeps fp32;
@@ -304,7 +304,7 @@ def write_card_from_folder(model: Model, args: argparse.Namespace) -> None:
     dtype = torch.float16 if shipped["shipped_dtype"] == str(torch.float16) else torch.float32
     eval_cmd = evaluate_command(model, args)
     extra = args.extra.read_text() if args.extra else ""
-    ship_cmd = f"python scripts/ship_model.py {model.method} {model.run_dir} --data ../shared/data"
+    ship_cmd = f"python tools/ship_model.py {model.method} {model.run_dir} --data ../shared/data"
     if args.eval_size != 512:
         ship_cmd += f" --eval-size {args.eval_size}"
     if args.extra:

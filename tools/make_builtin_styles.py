@@ -1,7 +1,7 @@
 """Build the built-in style pictures (src/stylekit/styles/*.jpg) from their sources.
 
-    python scripts/make_builtin_styles.py --repos DIR     # git clones: DIR/<owner>+<name> or DIR/<owner>/<name>
-    python scripts/make_builtin_styles.py                 # or download each file from raw.githubusercontent.com
+    python tools/make_builtin_styles.py --repos DIR     # git clones: DIR/<owner>+<name> or DIR/<owner>/<name>
+    python tools/make_builtin_styles.py                 # or download each file from raw.githubusercontent.com
 
 Every picture is listed in src/stylekit/styles/styles.json with the GitHub
 repository, path and commit it comes from, and an optional crop (fractions
@@ -67,7 +67,7 @@ works, which add no copyright of their own (US: Bridgeman v. Corel, 1999; EU:
 article 14 of Directive 2019/790). None is a copy of an image of stylekit's
 training or evaluation data (checked by name and by content). Each was
 cropped (where a stock-photo watermark was), reduced to 512 px and re-encoded
-by `scripts/make_builtin_styles.py`.
+by `tools/make_builtin_styles.py`.
 
 | name | title | painter (lived) | year | source: repository, path @ commit | licence |
 | --- | --- | --- | --- | --- | --- |
