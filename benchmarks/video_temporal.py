@@ -15,8 +15,9 @@ stylized once per method exactly as ``stylekit video`` does (the stylizer's
 those same outputs, as ``stylekit video`` runs it after the stylizer:
 
 * ``off``: no stabiliser (``--no-smooth``, frame-by-frame stylization);
-* ``mask``: the change-mask blend alone (``--flow none``);
-* ``dis``: the blend after warping along OpenCV's DIS flow (``--flow dis``).
+* ``smooth``: the default (``stylekit video`` as it is, ``--smooth 1``);
+* ``smooth-0.5``: ``--smooth 0.5``;
+* ``dis``: the default after warping along OpenCV's DIS flow (``--flow dis``).
 
 Measures (stylekit.temporal), on 8-bit frames as written: flicker ratio,
 frame-difference error in pixels (0-255) and in relu2_1 features, warping
@@ -203,11 +204,14 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--style-size", type=int, default=256)
-    parser.add_argument("--variants", nargs="+", default=["off:strength=0,input_strength=0", "mask:flow=none", "dis:flow=dis"],
+    parser.add_argument("--variants", nargs="+", default=[
+                            "off:strength=0,input_strength=0", "smooth", "smooth-0.5:strength=0.5,input_strength=0.5",
+                            "dis:flow=dis"],
                         help="NAME:field=value,... over the default SmoothConfig; the first is the baseline")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--strip", type=Path, help="also write the frame strip (off vs dis, first method) here")
+    parser.add_argument("--strip", type=Path, help="also write the frame strip (input and each variant, first method)")
     parser.add_argument("--strip-clip", default="moving object")
+    parser.add_argument("--strip-variants", nargs="+", default=["off", "smooth"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "video_temporal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -250,7 +254,7 @@ def main() -> None:
             results = {}
             for name, config in variants.items():
                 results[name], shown = run_variant(model, style, clip, config, cached_features, style_loss)
-                if args.strip and method == args.methods[0] and clip.name == args.strip_clip:
+                if args.strip and method == args.methods[0] and clip.name == args.strip_clip and name in args.strip_variants:
                     strip = strip or {"input": clip.frames}
                     strip[name] = shown
             base_losses = results[baseline]["style_losses"]
@@ -295,8 +299,8 @@ def format_table(rows: list[dict], meta: dict) -> str:
         f"defaults {meta['config']})",
         "",
         "| method | clip | smoothing | flicker ratio | vs off | FDE px | vs off | FDE relu2_1 | vs off "
-        "| warping error (input) | style loss change mean / max |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| warping error (input) | style loss change mean / max | style loss frame to frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         o = off[(r["method"], r["clip"])]
@@ -305,17 +309,19 @@ def format_table(rows: list[dict], meta: dict) -> str:
         lines.append(
             f"| {r['method']} | {r['clip']} | {r['variant']} | {_fmt(r['flicker_ratio'])} | {rel('flicker_ratio')} "
             f"| {_fmt(r['fde'])} | {rel('fde')} | {_fmt(r['fde_features'], 4)} | {rel('fde_features')} | {warp} "
-            f"| {100 * r['style_loss_change_mean']:.1f} % / {100 * r['style_loss_change_max']:.1f} % |"
+            f"| {100 * r['style_loss_change_mean']:.1f} % / {100 * r['style_loss_change_max']:.1f} % "
+            f"| {100 * r['style_loss_step']:.1f} % |"
         )
     return "\n".join(lines) + "\n"
 
 
 def write_strip(strip: dict, path: Path, frames=(8, 9, 10), gain: float = 4.0) -> None:
-    """Rows: input, off, dis. Columns: three consecutive frames, then |frame -
-    previous frame| of the last two, times ``gain`` (flicker shows as light)."""
+    """One row for the input and one per variant. Columns: three consecutive
+    frames, then |frame - previous frame| of the last two times ``gain`` (what
+    changed shows light: flicker on a still background, a trail behind a
+    moving object)."""
     rows = []
-    for name in ("input", "off", "dis"):
-        seq = strip[name]
+    for seq in strip.values():
         diff = ((seq[frames[-1]] - seq[frames[-2]]).abs().mean(0, keepdim=True) * gain).clamp(0, 1).expand(3, -1, -1)
         rows.append([seq[t] for t in frames] + [diff])
     save_image(image_grid(rows), path)

@@ -20,7 +20,7 @@ from stylekit.temporal import (
     frame_difference_error,
     mean_abs_change,
     opencv_available,
-    camera_still,
+    camera_moving,
     stabilise_input,
     stabilise_output,
     unchanged,
@@ -128,7 +128,7 @@ def test_frame_meter_averages_over_pairs_and_features():
     (lambda: SmoothConfig(input_strength=-0.1), "input strength"),
     (lambda: SmoothConfig(low=0.2, high=0.1), "must exceed"),
     (lambda: SmoothConfig(noise=math.inf), "noise"),
-    (lambda: SmoothConfig(still_camera=0.5, moving_camera=0.4), "moving_camera"),
+    (lambda: SmoothConfig(moving_camera=-0.5), "moving_camera"),
     (lambda: SmoothConfig(radius=-1), "radius"),
     (lambda: SmoothConfig(dilate=1.5), "dilate"),
     (lambda: SmoothConfig(flow="farneback"), "flow must be one of"),
@@ -194,9 +194,9 @@ def test_stabilise_input_and_output_are_the_documented_blends():
     g = torch.Generator().manual_seed(1)
     content, reference = torch.rand(3, 5, 6, generator=g), torch.rand(3, 5, 6, generator=g)
     reference[:, :, :3] = content[:, :, :3] + 0.01  # the left half unchanged
-    # half the frame changes: a camera this still is not faded out (test_output_blend_fades_out...)
+    # half the frame changes: a camera this still is not a moving one here (test_output_keeps_nothing...)
     cfg = SmoothConfig(strength=0.6, input_strength=0.9, low=0.03, high=0.10, noise=1.0, radius=0, dilate=0,
-                       still_camera=0.9, moving_camera=1.0)
+                       moving_camera=0.9)
     x, keep = stabilise_input(content, reference, cfg)
     c64, r64 = content.double(), reference.double()
     d = (c64 - r64).abs().mean(0, keepdim=True)
@@ -205,24 +205,28 @@ def test_stabilise_input_and_output_are_the_documented_blends():
     assert torch.allclose(x.double(), c64 + 0.9 * k64 * (r64 - c64), atol=1e-6)
     out, prev = torch.rand(3, 5, 6, generator=g), torch.rand(3, 5, 6, generator=g)
     shown = stabilise_output(out, prev, keep, cfg)
-    assert torch.allclose(shown.double(), out.double() + 0.6 * k64 * (prev.double() - out.double()), atol=1e-6)
+    chosen = (k64 >= 0.5).double()  # a per-pixel choice, not a keep-weighted blend
+    assert 0 < chosen.mean() < 1
+    assert torch.allclose(shown.double(), out.double() + 0.6 * chosen * (prev.double() - out.double()), atol=1e-6)
     # where the reference has no data, nothing is kept
     valid = torch.zeros(1, 5, 6, dtype=torch.bool)
     x, keep = stabilise_input(content, reference, cfg, valid)
     assert torch.equal(x, content) and not keep.any()
 
 
-def test_output_blend_fades_out_when_the_camera_moves():
-    cfg = SmoothConfig(strength=1.0, still_camera=0.2, moving_camera=0.4)
+def test_output_keeps_nothing_when_the_camera_moves():
+    cfg = SmoothConfig(strength=1.0, moving_camera=0.3)
     keep = torch.ones(1, 10, 10)
-    keep[:, :3] = 0  # 30 % of the frame changed: halfway between still and moving
-    assert camera_still(keep, cfg) == pytest.approx(0.5)
-    assert camera_still(torch.ones(1, 10, 10), cfg) == 1.0 and camera_still(torch.zeros(1, 10, 10), cfg) == 0.0
+    keep[:, :2] = 0  # 20 % of the frame changed: a still camera
     out, prev = torch.zeros(3, 10, 10), torch.ones(3, 10, 10)
-    shown = stabilise_output(out, prev, keep, cfg)
-    assert torch.allclose(shown, 0.5 * keep.expand(3, -1, -1))  # strength 1 x keep x 0.5
-    # with a flow the motion is followed, not faded out
-    assert torch.equal(stabilise_output(out, prev, keep, SmoothConfig(flow="dis", strength=1.0)), keep.expand(3, -1, -1))
+    assert not camera_moving(keep, cfg)
+    assert torch.equal(stabilise_output(out, prev, keep, cfg), keep.expand(3, -1, -1))
+    keep[:, 2] = 0  # 30 %: a moving camera, the output as it is
+    assert camera_moving(keep, cfg)
+    assert torch.equal(stabilise_output(out, prev, keep, cfg), out)
+    # with a flow the motion is followed instead
+    dis = SmoothConfig(strength=1.0, moving_camera=0.3, flow="dis")
+    assert torch.equal(stabilise_output(out, prev, keep, dis), keep.expand(3, -1, -1))
 
 
 # --- the stabiliser on clips, with stand-in stylizers ---

@@ -273,13 +273,12 @@ def test_measures_match_the_written_frames(still_clip, style, model, tmp_path, m
 
 @pytest.mark.parametrize("method", ["adain", "style-swap"])
 def test_smoothing_cuts_the_flicker_of_a_still_noisy_clip(method, still_clip, style, tmp_path):
-    """With the shipped networks, which (as trained networks do) amplify the input's noise."""
+    """With the shipped networks, whose output changes with the input's noise."""
     stylizer = stylekit.load(method, device="cpu")
     kwargs = dict(model=stylizer, size=0, style_size=32, progress=False)
     off = stylize_video(still_clip, style, tmp_path / "off.mp4", smooth=0, **kwargs)
     on = stylize_video(still_clip, style, tmp_path / "on.mp4", smooth=SmoothConfig(flow="none"), **kwargs)
     assert off.input_flicker == on.input_flicker > 3  # the noise
-    assert off.flicker_ratio > 1
     assert on.flicker_ratio < off.flicker_ratio / 2
     assert on.frame_difference_error < off.frame_difference_error
     assert on.flow == "none" and off.flow == "none"
@@ -326,3 +325,10 @@ def test_cli_smoothing_errors_are_one_line(clip, style, decoder_file, tmp_path):
     both = run_cli("video", clip, "-o", tmp_path / "o.mp4", "--smooth", "0.5", "--no-smooth", *common)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_help_states_the_default_strength():
+    from stylekit.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["video"].format_help()
+    assert f"default: {SmoothConfig().strength:g}" in " ".join(text.split())

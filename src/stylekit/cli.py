@@ -567,7 +567,8 @@ def _add_serve_and_video(commands) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("video", help="stylize a video frame by frame",
-                            description="Stylize every frame of a video (same fps, no audio); prints the flicker figures.")
+                            description="Stylize every frame of a video (same fps, no audio), temporally smoothed unless "
+                                        "--no-smooth; prints the flicker and frame-difference measures.")
     p.add_argument("input", help="input video (anything ffmpeg reads)")
     p.add_argument("--style", nargs="+", required=True, help="style image(s)")
     p.add_argument("-o", "--output", required=True, help="output video: .mp4, .mkv, .mov, .webm or .avi")
@@ -581,8 +582,8 @@ def _add_serve_and_video(commands) -> None:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     smooth = p.add_mutually_exclusive_group()
     smooth.add_argument("--smooth", type=float, metavar="STRENGTH",
-                        help="temporal smoothing in [0, 1]: the previous output's weight where the input did not "
-                             "change (default: 0.8; 0 = off)")
+                        help="temporal smoothing in [0, 1]: how much of the previous frame is kept where the picture "
+                             "did not change (default: 1, keep it; 0 = off)")
     smooth.add_argument("--no-smooth", action="store_true", help="no temporal smoothing: each frame stylized on its own")
     p.add_argument("--flow", default="none", choices=["none", "dis"],
                    help="motion the smoothing follows: none = it smooths where the picture stands still; dis = "

@@ -21,9 +21,9 @@ changes its output, because the input's sensor and codec noise changes and
 because its receptive field and statistics see what moves elsewhere. Two
 per-pixel blends, each a pure function, cut both:
 
-    keep = unchanged(I_t, R_{t-1})                   # 1 still, 0 changed
-    R_t  = lerp(I_t, R_{t-1}, input_strength * keep)  # stylize R_t, not I_t
-    O'_t = lerp(O_t, O'_{t-1}, strength * keep)      # O_t = stylize(R_t); show O'_t
+    keep = unchanged(I_t, R_{t-1})                          # 1 still, 0 changed
+    R_t  = lerp(I_t, R_{t-1}, input_strength * keep)         # stylize R_t, not I_t
+    O'_t = lerp(O_t, O'_{t-1}, strength * [keep >= 0.5])     # O_t = stylize(R_t); show O'_t
 
 :func:`stabilise_input` (before the stylizer: the still parts of the scene
 reach it as the same pixels every frame, the noise averaged away) and
@@ -76,8 +76,7 @@ class SmoothConfig:
     noise: float = 0.03
     radius: int = 2
     dilate: int = 1
-    still_camera: float = 0.15
-    moving_camera: float = 0.3
+    moving_camera: float = 0.25
     flow: str = "none"
 
     def __post_init__(self):
@@ -85,16 +84,12 @@ class SmoothConfig:
             s = getattr(self, name)
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 <= s <= 1:
                 raise StylekitError(f"smoothing {name.replace('_', ' ')} must be in [0, 1], got {s!r}")
-        for name in ("low", "high", "noise", "still_camera", "moving_camera"):
+        for name in ("low", "high", "noise", "moving_camera"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise StylekitError(f"smoothing threshold {name} must be a finite number >= 0, got {v!r}")
         if not self.high > self.low:
             raise StylekitError(f"smoothing threshold high ({self.high}) must exceed low ({self.low})")
-        if not self.moving_camera > self.still_camera:
-            raise StylekitError(
-                f"smoothing moving_camera ({self.moving_camera}) must exceed still_camera ({self.still_camera})"
-            )
         for name in ("radius", "dilate"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -306,28 +301,31 @@ def stabilise_input(content: torch.Tensor, reference: torch.Tensor, config: Smoo
 
 def stabilise_output(output: torch.Tensor, previous_output: torch.Tensor, keep: torch.Tensor,
                      config: SmoothConfig = SmoothConfig()) -> torch.Tensor:
-    """The second half: the output to show, ``output`` blended towards the
+    """The second half: the output to show. Where :func:`stabilise_input`
+    found the input unchanged (``keep >= 0.5``), ``output`` moves towards the
     previous shown output (motion-compensated if there is a flow) by
-    ``strength`` where :func:`stabilise_input` found the input unchanged.
+    ``strength``; elsewhere it is shown as it is.
+
+    The choice is per pixel, not a blend weighted by ``keep``: a blend of two
+    stylizations averages two different brush textures into a blur the style
+    does not have, so at ``strength`` 1 each pixel shows one stylization or
+    the other, and a texture is never averaged.
 
     Without a flow this assumes a still camera: when the camera moves, the
-    parts of the picture that look unchanged (flat areas) move too, and keeping
-    their previous output would smear the style's texture along the motion.
-    So the blend fades out as the changed fraction of the frame, ``mean(1 -
-    keep)``, rises from ``still_camera`` to ``moving_camera``."""
+    parts that look unchanged (flat areas) move too, and keeping their previous
+    output would drag the style's texture along the screen. So nothing is kept
+    in a frame whose changed fraction, ``mean(1 - keep)``, reaches
+    ``moving_camera`` (:func:`camera_moving`)."""
     _check_same({"output": output, "previous_output": previous_output})
-    weight = config.strength * keep
-    if config.flow == "none":
-        weight = weight * camera_still(keep, config)
+    if config.flow == "none" and camera_moving(keep, config):
+        return output
+    weight = config.strength * (keep >= 0.5).to(output.dtype)
     return torch.lerp(output, previous_output, weight)
 
 
-def camera_still(keep: torch.Tensor, config: SmoothConfig = SmoothConfig()) -> float:
-    """1 while at most ``still_camera`` of the frame changed, 0 from
-    ``moving_camera`` on, linear between."""
-    changed = float(1 - keep.double().mean())
-    span = config.moving_camera - config.still_camera
-    return min(max((config.moving_camera - changed) / span, 0.0), 1.0)
+def camera_moving(keep: torch.Tensor, config: SmoothConfig = SmoothConfig()) -> bool:
+    """Whether at least ``moving_camera`` of the frame changed (``mean(1 - keep)``)."""
+    return float(1 - keep.double().mean()) >= config.moving_camera
 
 
 def dis_flow(current: torch.Tensor, previous: torch.Tensor, preset: str = "medium") -> torch.Tensor:
@@ -422,5 +420,5 @@ class Stabilizer:
 __all__ = [
     "SmoothConfig", "Stabilizer", "FrameMeter", "TemporalMeasures", "FLOWS",
     "mean_abs_change", "flicker_ratio", "frame_difference_error", "warp", "warping_error",
-    "unchanged", "stabilise_input", "stabilise_output", "camera_still", "dis_flow", "opencv_available",
+    "unchanged", "stabilise_input", "stabilise_output", "camera_moving", "dis_flow", "opencv_available",
 ]
