@@ -88,10 +88,14 @@ def still_noise(w: int, h: int, n: int, sigma: float = 3.0, seed: int = 0) -> Cl
     return Clip("still + noise", frames, [zero] * (n - 1), None)
 
 
+def pan_source(w: int, n: int, h: int, step: int) -> torch.Tensor:
+    return quantise(photo("coffee.jpg", w + step * n, h))
+
+
 def pan(w: int, h: int, n: int, step: int = 2) -> Clip:
     """A window sliding right by ``step`` whole pixels a frame over a wider photo:
     frame_t(x) = frame_{t-1}(x + step)."""
-    wide = quantise(photo("coffee.jpg", w + step * n, h))
+    wide = pan_source(w, n, h, step)
     frames = [wide[:, :, step * t : step * t + w] for t in range(n)]
     flow = torch.zeros(2, h, w)
     flow[0] = step
@@ -144,6 +148,18 @@ def moving_object(w: int, h: int, n: int, side: int = 48, step=(3, 1)) -> Clip:
 def real(path: Path, size: int, n: int, skip: int) -> Clip:
     frames, _ = read_frames(path, size=size, max_frames=n, skip=skip)
     return Clip(path.name, [quantise(f) for f in frames])
+
+
+def consistent_pan(model, style, w: int, h: int, n: int, step: int = 2):
+    """The measures of a perfectly consistent output of the pan: the wide photo
+    stylized once and cut into the same windows (what no flicker at all looks
+    like when the picture moves)."""
+    wide = pan_source(w, n, h, step)
+    out = quantise(model.stylize(wide, style, size=0, style_size=0).clamp(0, 1))
+    meter = FrameMeter()
+    for t in range(n):
+        meter.add(wide[:, :, step * t : step * t + w], out[:, :, step * t : step * t + w])
+    return meter.result()
 
 
 def run_variant(model, style, clip: Clip, config: SmoothConfig, features, style_loss) -> tuple[dict, list]:
@@ -212,12 +228,25 @@ def main() -> None:
     parser.add_argument("--strip", type=Path, help="also write the frame strip (input and each variant, first method)")
     parser.add_argument("--strip-clip", default="moving object")
     parser.add_argument("--strip-variants", nargs="+", default=["off", "smooth"])
+    parser.add_argument("--pan-reference", action="store_true",
+                        help="only measure the consistent pan (one stylization cut into the pan's windows)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "video_temporal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     w, h, n = args.width, args.height, args.frames
+    if args.pan_reference:
+        style = fit(to_tensor_image(args.style, "style")[0], args.style_size, False)
+        lines = [f"`python benchmarks/video_temporal.py {' '.join(_argv())}` ({torch.__version__})", "",
+                 "| method | consistent pan: flicker ratio | FDE px |", "|---|---|---|"]
+        for method in args.methods:
+            m = consistent_pan(stylekit.load(method, device="cpu"), style, w, h, n)
+            lines.append(f"| {method} | {m.flicker_ratio:.2f} | {m.frame_difference_error:.2f} |")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(args.out.name + "_pan_reference.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
     clips = [still_noise(w, h, n), pan(w, h, n), zoom(w, h, n), moving_object(w, h, n)]
     clips += [real(p, w, n, args.real_skip) for p in args.real]
     style = fit(to_tensor_image(args.style, "style")[0], args.style_size, False)

@@ -4,12 +4,16 @@ ideal output is known (no network: these run in milliseconds)."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+import subprocess
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+import stylekit
 from stylekit.errors import StylekitError
 from stylekit.temporal import (
     FrameMeter,
@@ -331,3 +335,53 @@ def test_dis_flow_finds_a_whole_pixel_shift():
     assert flow.shape == (2, 64, 80)
     inner = flow[:, 8:-8, 8:-16]
     assert inner[0].median() == pytest.approx(3, abs=0.1) and inner[1].abs().median() < 0.1
+
+
+# --- the JavaScript port for a webcam page ---
+
+TEMPORAL_JS = Path(stylekit.__file__).resolve().parent / "server" / "static" / "temporal.js"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("moving", [False, True])
+def test_javascript_port_matches_the_python_functions(moving, tmp_path):
+    """server/static/temporal.js on RGBA 0-255 frames against stabilise_input / stabilise_output."""
+    g = torch.Generator().manual_seed(7)
+    h, w = 24, 32
+    reference = (texture(h, w, seed=6) * 255).round()
+    content = reference + torch.randn(reference.shape, generator=g) * 2  # noise
+    content[:, 2:6, 3:8] += 60  # and a change
+    if moving:
+        content[:, :, :] = torch.roll(reference, 3, dims=2)  # everything moves
+    content = content.clamp(0, 255)
+    output, previous = (torch.rand(3, h, w, generator=g) * 255).round(), (torch.rand(3, h, w, generator=g) * 255).round()
+    cfg = SmoothConfig(strength=0.7, input_strength=0.9)
+
+    def rgba(t):
+        return torch.cat([t, torch.full((1, h, w), 255.0)]).permute(1, 2, 0).reshape(-1).tolist()
+
+    script = tmp_path / "run.js"
+    script.write_text(
+        f"const t = require({json.dumps(str(TEMPORAL_JS))});\n"
+        "const a = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+        "const cfg = {strength: a.cfg.strength, inputStrength: a.cfg.input_strength};\n"
+        "const s = t.stabiliseInput(a.content, a.reference, a.w, a.h, cfg);\n"
+        "const shown = t.stabiliseOutput(a.output, a.previous, s.keep, a.w, a.h, cfg);\n"
+        "process.stdout.write(JSON.stringify({input: Array.from(s.input), keep: Array.from(s.keep), "
+        "shown: Array.from(shown)}));\n"
+    )
+    payload = {"w": w, "h": h, "content": rgba(content), "reference": rgba(reference), "output": rgba(output),
+               "previous": rgba(previous), "cfg": {"strength": 0.7, "input_strength": 0.9}}
+    run = subprocess.run(["node", str(script)], input=json.dumps(payload), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    js = json.loads(run.stdout)
+
+    def planes(values):
+        return torch.tensor(values, dtype=torch.float64).reshape(h, w, 4).permute(2, 0, 1)[:3]
+
+    x, keep = stabilise_input(content / 255, reference / 255, cfg)
+    shown = stabilise_output(output / 255, previous / 255, keep, cfg)
+    assert torch.allclose(torch.tensor(js["keep"], dtype=torch.float64).reshape(1, h, w), keep.double(), atol=1e-5)
+    assert torch.allclose(planes(js["input"]) / 255, x.double(), atol=1e-5)
+    assert torch.allclose(planes(js["shown"]) / 255, shown.double(), atol=1e-5)
+    assert camera_moving(keep, cfg) == moving

@@ -5,10 +5,10 @@ imageio-ffmpeg, whose wheel carries an ffmpeg binary).
 
 The style images are decoded and resized once; the stylizer's feature cache
 then serves their statistics to every frame, so only the frames go through
-the encoder. Each stylized frame then goes through the temporal stabiliser
-(:mod:`stylekit.temporal`, on by default; ``smooth=0`` is plain frame-by-frame
-stylization), and the measures of temporal consistency are taken on the
-frames as written. The output keeps the input's frame rate, has no audio, and
+the encoder. The temporal stabiliser (:mod:`stylekit.temporal`, on by default;
+``smooth=0`` is plain frame-by-frame stylization) works on each frame before
+the stylizer and after it, and the measures of temporal consistency are taken
+on the frames as written. The output keeps the input's frame rate, has no audio, and
 is written to a temporary file beside it and renamed at the end.
 """
 
@@ -313,9 +313,13 @@ def iter_frames(reader, path: Path, size: int, max_frames: int | None = None):
         yield fit(content, size, False)
 
 
-def read_frames(path: str | os.PathLike, size: int = 0, max_frames: int | None = None, skip: int = 0) -> tuple[list[torch.Tensor], float]:
+def read_frames(
+    path: str | os.PathLike, size: int = 0, max_frames: int | None = None, skip: int = 0
+) -> tuple[list[torch.Tensor], float]:
     """A video's frames (after ``skip`` frames, at most ``max_frames``) as
     :func:`iter_frames` gives them, and its frame rate."""
+    if skip < 0 or (max_frames is not None and max_frames < 1):
+        raise StylekitError(f"need skip >= 0 and max_frames >= 1, got {skip} and {max_frames}")
     imageio = _imageio()
     path = Path(path)
     reader, fps, _ = _open_reader(imageio, path)
