@@ -137,6 +137,7 @@ def test_frame_meter_averages_over_pairs_and_features():
     (lambda: SmoothConfig(dilate=1.5), "dilate"),
     (lambda: SmoothConfig(flow="farneback"), "flow must be one of"),
     (lambda: Stabilizer().after(torch.zeros(3, 4, 4)), "before"),
+    (lambda: stabilise_output(torch.zeros(3, 4, 4), torch.zeros(3, 4, 4), torch.ones(4, 4)), "keep must be"),
 ])
 def test_bad_inputs_are_one_line_errors(call, match):
     with pytest.raises(StylekitError, match=match) as info:

@@ -317,6 +317,8 @@ def stabilise_output(output: torch.Tensor, previous_output: torch.Tensor, keep: 
     in a frame whose changed fraction, ``mean(1 - keep)``, reaches
     ``moving_camera`` (:func:`camera_moving`)."""
     _check_same({"output": output, "previous_output": previous_output})
+    if not isinstance(keep, torch.Tensor) or tuple(keep.shape) != (1, *output.shape[-2:]):
+        raise StylekitError(f"keep must be a (1, {output.shape[-2]}, {output.shape[-1]}) map from stabilise_input")
     if config.flow == "none" and camera_moving(keep, config):
         return output
     weight = config.strength * (keep >= 0.5).to(output.dtype)
