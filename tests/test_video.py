@@ -372,3 +372,29 @@ def test_moving_object_leaves_no_trail_with_the_shipped_networks(method, style):
         # the stylizer saw the uncovered background, not a remembered square
         uncovered = ~valid[t - 1].expand(3, -1, -1)
         assert torch.equal(inputs[t][uncovered], frames[t][uncovered])
+
+
+def test_flow_dis_runs_and_is_reported(still_clip, style, model, tmp_path):
+    pytest.importorskip("cv2", reason="opencv-python-headless is not installed")
+    result = stylize_video(still_clip, style, tmp_path / "o.mp4", model=model, size=0, style_size=32, max_frames=4,
+                           smooth=SmoothConfig(flow="dis"), progress=False)
+    assert result.flow == "dis" and "flow dis" in result.summary() and result.frames == 4
+
+
+def test_flow_dis_without_opencv_is_a_one_line_error(still_clip, style, model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    with pytest.raises(StylekitError, match=r"optical flow needs OpenCV: pip install 'stylekit\[flow\]'"):
+        stylize_video(still_clip, style, tmp_path / "o.mp4", model=model, smooth=SmoothConfig(flow="dis"),
+                      progress=False)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_read_frames(clip):
+    from stylekit.video import read_frames
+
+    frames, fps = read_frames(clip, size=24, max_frames=3, skip=2)
+    assert fps == 12.0 and len(frames) == 3 and frames[0].shape == (3, 24, 24)
+    all_frames, _ = read_frames(clip)
+    assert len(all_frames) == 8 and torch.allclose(all_frames[2], read_frames(clip, skip=2)[0][0])
+    with pytest.raises(StylekitError, match="skip"):
+        read_frames(clip, skip=-1)
