@@ -59,7 +59,7 @@ def test_style_vector_is_log_statistics():
 def test_untrained_head_is_plain_instance_norm():
     net = FastNet(SMALL)
     params = net.modulation(torch.rand(1, SMALL.style_dim), 0.3)
-    assert len(params) == SMALL.blocks + 2
+    assert len(params) == SMALL.blocks + 3
     assert all(torch.equal(s, torch.ones_like(s)) and torch.equal(b, torch.zeros_like(b)) for s, b in params)
 
 
@@ -71,7 +71,7 @@ def test_conv_flops_by_hand():
              # to3 at 2x2 (before its upsampling), dec3 (dw + pw) at 4x4, to2 at 4x4, dec2 at 8x8, to1 at 8x8, out
              + 2 * 4 * 2 * 2 + 2 * (2 * 9 + 4) * 4 * 4 + 2 * 4 * 4 * 4 + 2 * (2 * 9 + 4) * 8 * 8 + 2 * 4 * 8 * 8
              + 2 * 3 * 2 * 9 * 16 * 16)
-    head = 2 * ((cfg.style_dim + 1) * 1 + 1 * 1 + 1 * 2 * (2 + 2))
+    head = 2 * ((cfg.style_dim + 1) * 1 + 1 * 1 + 1 * 2 * (2 + 2 + 2))  # modulated: 1/4, 1/2, full
     assert conv_flops(net, h, w) == convs + head
 
 

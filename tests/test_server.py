@@ -369,6 +369,19 @@ def test_masks(client, model):
     r = client.post("/v1/stylize", files=files(styles=(STYLE, STYLE2), masks=masks), data=SMALL)
     assert r.status_code == 200, r.text
     assert np.array_equal(pixels(decode(r)), api_pixels(model, styles=(STYLE, STYLE2), masks=masks))
+    # one mask with two styles: the mask and its complement, as the official AdaIN's -mask
+    one = client.post("/v1/stylize", files=files(styles=(STYLE, STYLE2), masks=masks[:1]), data=SMALL)
+    assert one.status_code == 200, one.text
+    assert np.array_equal(pixels(decode(one)), pixels(decode(r)))
+
+
+def test_small_pictures_keep_their_size_unless_a_size_is_asked(client):
+    small = png_bytes((40, 30), 7)
+    r = client.post("/v1/stylize", files=files(content=small), data={"format": "png"})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Stylekit-Size"] == "40x30"
+    r = client.post("/v1/stylize", files=files(content=small), data={"size": "80", "format": "png"})
+    assert r.headers["X-Stylekit-Size"] == "80x60"
 
 
 @pytest.mark.parametrize("value, mode", [("true", "luminance"), ("luminance", "luminance"), ("histogram", "histogram")])
@@ -464,7 +477,7 @@ BAD = [
     ("weights count", dict(files=files(styles=(STYLE, STYLE2)), data={**SMALL, "style_weights": "1,2,3"}), 400,
      "3 style weights for 2 styles"),
     ("mask wrong shape", dict(files=files(masks=(mask_bytes((40, 40)),))), 400, "another aspect ratio"),
-    ("mask count", dict(files=files(styles=(STYLE, STYLE2), masks=(mask_bytes(),))), 400, "one mask per style"),
+    ("mask count", dict(files=files(masks=(mask_bytes(), mask_bytes(left=False)))), 400, "one mask per style"),
     ("mask not an image", dict(files=files(masks=(b"nope",))), 400, "mask 1"),
     ("masks and weights", dict(files=files(styles=(STYLE, STYLE2), masks=(mask_bytes(), mask_bytes(left=False))),
                                data={**SMALL, "style_weights": "1,1"}), 400, "not both"),

@@ -188,9 +188,9 @@ def test_short_run_logs_and_samples_and_resume_needs_only_the_run(tiny_data, tmp
     assert (config["content"], config["style"]) == (str(content.resolve()), str(style.resolve()))
     assert (config["resize"], config["crop"], config["batch_size"], config["max_steps"]) == (40, 32, 2, 5)
 
-    changed = run_stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "6", "--crop", "16")
+    changed = run_stylekit("train", "adain", "--out", run, "--resume", "--max-steps", "6", "--batch-size", "3")
     assert changed.returncode == 2
-    assert changed.stderr.strip().splitlines()[-1].endswith("(--crop: 32 -> 16)"), changed.stderr
+    assert changed.stderr.strip().splitlines()[-1].endswith("(--batch-size: 2 -> 3)"), changed.stderr
     fresh = run_stylekit("train", "adain", "--out", tmp_path / "none", "--resume")
     assert fresh.returncode == 2 and "--content is required" in fresh.stderr and "holds no run" in fresh.stderr
 

@@ -209,7 +209,10 @@ def test_drop_paste_gallery_stylize_compare_and_download(open_page, server, tmp_
     # each example in its role: photos offered as content, paintings as style
     ids = "ts => ts.map(t => t.dataset.id)"
     assert page.eval_on_selector_all("#content-examples .thumb", ids) == ["chelsea", "coffee"]
-    assert page.eval_on_selector_all("#style-gallery .thumb", ids) == ["swirls", "mosaic"]
+    from stylekit import styles
+
+    # the built-in paintings first, then the examples
+    assert page.eval_on_selector_all("#style-gallery .thumb", ids) == [*styles.names(), "swirls", "mosaic"]
     assert "Swirls" in page.get_attribute("#style-gallery .thumb[data-id=swirls]", "title")
 
     drop(page, "#content-zone", "holiday.png", png((120, 90), 1))

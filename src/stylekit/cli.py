@@ -671,13 +671,16 @@ def cmd_serve(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from .video import stylize_video
+    from .temporal import SmoothConfig
+    from .video import smooth_config, stylize_video
 
+    strength = 0.0 if args.no_smooth else args.smooth
+    smooth = smooth_config(SmoothConfig() if strength is None else strength, flow=args.flow)
     result = stylize_video(
         args.input, _builtin_styles(args.style), args.output, method=args.method, alpha=args.alpha, style_weights=args.style_weights,
         preserve_color=args.preserve_color, size=args.size, style_size=args.style_size, device=args.device,
         weights=args.weights, encoder_weights=args.encoder_weights, max_frames=args.max_frames,
-        progress=not args.no_progress,
+        progress=not args.no_progress, smooth=smooth, feature_layer=args.feature_layer,
     )
     print(result.summary())
     return 0
@@ -778,7 +781,8 @@ def _add_serve_and_video(commands) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("video", help="stylize a video frame by frame",
-                            description="Stylize every frame of a video (same fps, no audio); prints the flicker figures.")
+                            description="Stylize every frame of a video (same fps, no audio), temporally smoothed unless "
+                                        "--no-smooth; prints the flicker and frame-difference measures.")
     p.add_argument("input", help="input video (anything ffmpeg reads)")
     p.add_argument("--style", nargs="+", required=True, help="style image(s) or built-in style names")
     p.add_argument("-o", "--output", required=True, help="output video: .mp4, .mkv, .mov, .webm or .avi")
@@ -792,6 +796,17 @@ def _add_serve_and_video(commands) -> None:
                    help=f"resize the frames' longer side to PX, up or down; 0: original size (default: {SIZE_DEFAULT})")
     p.add_argument("--style-size", type=int, metavar="PX", help=f"the same for the styles (default: {SIZE_DEFAULT})")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    smooth = p.add_mutually_exclusive_group()
+    smooth.add_argument("--smooth", type=float, metavar="STRENGTH",
+                        help="temporal smoothing in [0, 1]: how much of the previous frame is kept where the picture "
+                             "did not change (default: 1, keep it; 0 = off)")
+    smooth.add_argument("--no-smooth", action="store_true", help="no temporal smoothing: each frame stylized on its own")
+    p.add_argument("--flow", default="none", choices=["none", "dis"],
+                   help="motion the smoothing follows: none = it smooths where the picture stands still; dis = "
+                        "OpenCV's DIS optical flow, also along pans and zooms, at a cost in texture (needs "
+                        "opencv-python-headless; default: none)")
+    p.add_argument("--feature-layer", metavar="LAYER",
+                   help="also measure the frame-difference error in this relu layer's features (e.g. relu2_1)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--weights", help="decoder weights (default: the shipped one)")
     p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")

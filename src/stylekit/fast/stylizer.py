@@ -100,7 +100,7 @@ class FastStylizer(Stylizer):
         """(H, W) of each modulated layer for a padded input of ``size_hw``."""
         h, w = size_hw
         sizes = [(h // 8, w // 8)] * self.net.cfg.blocks
-        return sizes + [(h // 4, w // 4), (h // 2, w // 2)]
+        return sizes + [(h // 4, w // 4), (h // 2, w // 2), (h, w)]
 
     @torch.inference_mode()
     def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:

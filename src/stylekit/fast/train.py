@@ -54,7 +54,7 @@ class FastTrainConfig:
     crop: int = field(default=256, metadata={"help": "random square crop of both (a multiple of 8)"})
     batch_size: int = field(default=4, metadata={"help": "pairs per step (the global batch under torchrun)"})
     widths: str = field(default="16,32,64,128", metadata={"help": "channels at full, 1/2, 1/4 and 1/8 resolution"})
-    blocks: int = field(default=4, metadata={"help": "modulated residual blocks at 1/8 resolution"})
+    blocks: int = field(default=6, metadata={"help": "modulated residual blocks at 1/8 resolution"})
     hidden: int = field(default=256, metadata={"help": "width of the modulation MLP"})
     distill_weight: float = field(default=1.0, metadata={"help": "weight of the L1 distance to the teacher's output"})
     feature_weight: float = field(default=0.05, metadata={"help": "weight of the relu3_1 distance to the teacher's output"})
@@ -63,7 +63,7 @@ class FastTrainConfig:
     style_weight: float = field(default=0.0, metadata={"help": "weight of the mean/std style loss against the style "
                                                              "(scales 1 and 2; the teacher's outputs carry the style already)"})
     alpha_share: float = field(default=0.3, metadata={"help": "share of pairs trained at a random alpha in [0, 1] (the rest at 1)"})
-    lr: float = field(default=5e-4, metadata={"help": "Adam learning rate"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     lr_decay: float = field(default=2e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
     teacher_weights: str | None = field(default=None, metadata={"help": "the teacher's AdaIN decoder (default: the shipped one)"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and data order"})

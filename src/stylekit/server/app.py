@@ -341,7 +341,7 @@ class _Job:
             raise LimitExceeded(f"{role}: image is {w}x{h} pixels, more than this server's limit of "
                                 f"{self.limits.max_pixels:,}")
 
-    def _check_output(self, size: tuple[int, int], longer_side: int, what: str) -> None:
+    def _check_output(self, size: tuple[int, int], longer_side: int | None, what: str) -> None:
         w, h = size
         if self.options.crop:
             w = h = min(w, h)
@@ -610,8 +610,9 @@ def create_app(
         preserve_color: str = Form("none", description="none (the painting's colours), luminance (the photo's "
                                                        "colours exactly) or histogram (the painting recoloured "
                                                        "with the photo's palette); true = luminance"),
-        size: int = Form(512, description="content longer side in pixels (0 = original)"),
-        style_size: int = Form(512, description="style longer side in pixels (0 = original)"),
+        size: int | None = Form(None, description="content longer side in pixels, up or down (0 = original; "
+                                                   "empty: at most 512, a smaller picture keeps its size)"),
+        style_size: int | None = Form(None, description="style longer side in pixels, as size"),
         crop: str = Form("false", description="centre square crop first"),
         stroke_scale: float | None = Form(None, description="size of the painting's patterns relative to the "
                                                             "picture, 0.25 to 4 (coarse to fine), or 0 for one "
@@ -633,7 +634,7 @@ def create_app(
             if fmt not in FORMATS:
                 raise StylekitError(f"format must be png or jpeg, got {format!r}")
             for name, value in (("size", size), ("style_size", style_size)):
-                if value > limits.max_side:
+                if value is not None and value > limits.max_side:
                     raise LimitExceeded(f"{name} {value} is more than this server's limit of {limits.max_side}")
             options = StylizeOptions(
                 alpha=alpha, style_weights=_parse_weights(style_weights),
@@ -643,8 +644,6 @@ def create_app(
             if masks and options.style_weights is not None:
                 raise StylekitError("give either masks (one region per style) or style weights (a blend), not both")
             options.normalised_weights(len(styles))
-            if masks and len(masks) != len(styles):
-                raise StylekitError(f"got {len(masks)} masks for {len(styles)} styles; give one mask per style")
         except (LimitExceeded, UnknownField) as exc:
             raise HTTPException(422, one_line(exc)) from None
         except StylekitError as exc:
