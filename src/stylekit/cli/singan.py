@@ -1,22 +1,15 @@
-"""The ``stylekit train singan`` and ``stylekit singan ...`` command lines: parsing and
-messages only; the work is in :mod:`.train`, :mod:`.apps` and :mod:`.sifid`.
-
-Kept out of ``cli.py`` (which only calls :func:`add_train_parser` and
-:func:`add_commands`) so SinGAN's flags live next to its code.
-"""
+"""``stylekit train singan`` and ``stylekit singan sample|paint2image|harmonize|edit|superres|score``:
+parsing and messages only; the work is in :mod:`stylekit.singan` (train, apps, sifid)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..config import add_arguments, from_namespace
 from ..errors import StylekitError
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr)
+from .flags import DEVICE_HELP, ENCODER_HELP
+from .parser import warn
 
 
 def _set_threads(threads: int) -> None:
@@ -30,7 +23,7 @@ def _set_threads(threads: int) -> None:
 
 def add_train_parser(trainers) -> None:
     """``stylekit train singan IMAGE -o RUN``."""
-    from .train import DEFAULT_MAX_SIZE, DEFAULT_STEPS, SinGANTrainConfig
+    from ..singan.train import DEFAULT_MAX_SIZE, DEFAULT_STEPS, SinGANTrainConfig
 
     p = trainers.add_parser(
         "singan", help="SinGAN: a generative model of one image",
@@ -55,7 +48,7 @@ def add_train_parser(trainers) -> None:
 
 
 def cmd_train_singan(args) -> int:
-    from .train import SinGANTrainConfig, train_singan
+    from ..singan.train import SinGANTrainConfig, train_singan
 
     _set_threads(args.threads)
     if args.max_scales is not None and args.max_scales < 1:
@@ -65,14 +58,14 @@ def cmd_train_singan(args) -> int:
     cfg = from_namespace(SinGANTrainConfig, args, image=str(Path(args.image).resolve()))
     result = train_singan(cfg, args.out, resume=args.resume, max_scales=args.max_scales, save_minutes=args.save_minutes,
                           log_every=args.log_every, sample_every=args.sample_every, progress=not args.no_progress,
-                          log=_log)
+                          log=warn)
     if result["stopped"]:
-        _log(f"stopped in scale {result['scale']} at iteration {result['step']}; continue with --resume")
+        warn(f"stopped in scale {result['scale']} at iteration {result['step']}; continue with --resume")
         return 130
     if result["scales_done"] < result["num_scales"]:
-        _log(f"{result['scales_done']} of {result['num_scales']} scales trained; continue with --resume")
+        warn(f"{result['scales_done']} of {result['num_scales']} scales trained; continue with --resume")
     else:
-        _log(f"all {result['num_scales']} scales trained in {result['seconds'] / 60:.1f} min; "
+        warn(f"all {result['num_scales']} scales trained in {result['seconds'] / 60:.1f} min; "
              f"model: {result['model']}, samples: {Path(args.out) / 'samples.png'}")
     return 0
 
@@ -95,7 +88,7 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
     p.add_argument("run", metavar="RUN", help="run directory of `stylekit train singan` (or its model.safetensors)")
     if seed:
         p.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def add_commands(commands) -> None:
@@ -154,25 +147,25 @@ def add_commands(commands) -> None:
     p.add_argument("--noise-sigma", type=float, default=0.05, metavar="S",
                    help="noisy-real baseline: Gaussian noise of this std on [0, 1] pixels (default: 0.05)")
     p.add_argument("--json", metavar="FILE", help="where to write the numbers (default: RUN/sifid_vgg.json)")
-    p.add_argument("--encoder-weights", help="VGG-19 weights (default: $STYLEKIT_WEIGHTS, the cache, then the shipped encoder)")
+    p.add_argument("--encoder-weights", help=ENCODER_HELP)
     p.set_defaults(func=cmd_score)
 
 
 def _load(args):
     from ..devices import resolve_device
-    from .train import load_model
+    from ..singan.train import load_model
 
     pyramid = load_model(args.run, resolve_device(args.device))
     planned = int(pyramid.meta.get("num_scales", pyramid.num_scales))
     if pyramid.num_scales < planned:
-        _log(f"note: {args.run} has {pyramid.num_scales} of {planned} scales trained; outputs are at scale "
+        warn(f"note: {args.run} has {pyramid.num_scales} of {planned} scales trained; outputs are at scale "
              f"{pyramid.num_scales - 1}'s size")
     return pyramid
 
 
 def cmd_sample(args) -> int:
     from ..images import check_output_path, image_grid, load_pil, pil_to_tensor, save_image
-    from .apps import write_samples
+    from ..singan.apps import write_samples
 
     if args.count < 1:
         raise StylekitError("-n must be at least 1")
@@ -184,17 +177,17 @@ def cmd_sample(args) -> int:
         check_output_path(args.grid)
     pyramid = _load(args)
     paths = write_samples(pyramid, out, args.count, size_hw=size, start_scale=args.start_scale, seed=args.seed)
-    _log(f"{len(paths)} samples in {out}")
+    warn(f"{len(paths)} samples in {out}")
     if args.grid is not None:
         tiles = [pil_to_tensor(load_pil(p)) for p in paths]
         save_image(image_grid([tiles[i:i + 4] for i in range(0, len(tiles), 4)]), args.grid)
-        _log(f"grid: {args.grid}")
+        warn(f"grid: {args.grid}")
     return 0
 
 
 def cmd_app(args) -> int:
     from ..images import check_output_path, save_image
-    from .apps import APPLICATIONS
+    from ..singan.apps import APPLICATIONS
 
     output = check_output_path(args.output)
     pyramid = _load(args)
@@ -207,7 +200,7 @@ def cmd_app(args) -> int:
 
 def cmd_superres(args) -> int:
     from ..images import check_output_path, save_image
-    from .apps import superres
+    from ..singan.apps import superres
 
     output = check_output_path(args.output)
     pyramid = _load(args)
@@ -222,7 +215,7 @@ def cmd_score(args) -> int:
 
     from ..files import atomic_write
     from ..weights import load_encoder
-    from .sifid import format_score, score
+    from ..singan.sifid import format_score, score
 
     if args.count < 1:
         raise StylekitError("-n must be at least 1")
@@ -240,5 +233,5 @@ def cmd_score(args) -> int:
     result["run"] = str(args.run)
     print(format_score(result))
     atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
-    _log(f"wrote {json_path}")
+    warn(f"wrote {json_path}")
     return 0
