@@ -14,7 +14,7 @@ was not the expected one, latency percentiles and the server's peak RSS
     python benchmarks/load_test.py --requests 500 --concurrency 32 --json load.json
 
 Without ``--weights`` it uses an untrained seeded decoder (the test suite's), so
-it needs only the VGG encoder (shipped in the package). tests/test_reliability.py
+it needs only the VGG encoder (shipped in the package). tests/integration/test_reliability.py
 runs it and asserts on the report.
 """
 

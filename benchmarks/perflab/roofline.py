@@ -56,7 +56,6 @@ def layer_times(layer: str, size: int, dtype: torch.dtype, repeats: int) -> list
             conv = conv2d_reflect_borders if last else conv2d_relu
             run = timed_runs(lambda: conv(x, w, b, relu=not last), repeats, 1)
             rows.append({**r, "best": run["best"], "gflops_per_s": r["flops"] / run["best"] / 1e9})
-            del x, w
     return rows
 
 

@@ -16,7 +16,7 @@ from stylekit.bench import METHODS, _ratio, _seconds, bench_devices, bench_image
 from stylekit.cli import main
 from stylekit.errors import StylekitError
 
-from .conftest import make_image
+from ..conftest import make_image
 
 
 @pytest.fixture(scope="module", autouse=True)

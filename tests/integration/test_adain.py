@@ -12,21 +12,19 @@ from stylekit.errors import StylekitError
 from stylekit.functional import mean_std
 from stylekit.pipeline import Stylizer, pad_to_multiple
 
+from .. import reference
+
 
 EPS = 1e-5
 
 
 def ref_stats(x):
-    """float64 per-channel mean and sqrt(biased var + eps) over (H, W) of (1, C, H, W)."""
-    x = x.double()
-    mean = x.mean(dim=(2, 3), keepdim=True)
-    var = ((x - mean) ** 2).mean(dim=(2, 3), keepdim=True)
-    return mean, (var + EPS).sqrt()
+    """float64 per-channel mean and sqrt(biased var + eps) (tests/reference.py), as tensors."""
+    return tuple(torch.from_numpy(t) for t in reference.mean_std(x, EPS))
 
 
 def ref_adain(c, s_mean, s_std):
-    c_mean, c_std = ref_stats(c)
-    return s_std * (c.double() - c_mean) / c_std + s_mean
+    return torch.from_numpy(reference.adain_from_stats(c, s_mean, s_std, EPS))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import torch
 import stylekit.api
 from stylekit.cli import main
 
-from .conftest import make_image
+from ..conftest import make_image
 
 
 N_GOOD = 30

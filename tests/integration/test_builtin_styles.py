@@ -15,7 +15,7 @@ from PIL import Image
 from stylekit import styles
 from stylekit.errors import StylekitError
 
-from .conftest import DATA_DIR, make_image, needs_data, pixels, run_stylekit as stylekit
+from ..conftest import DATA_DIR, make_image, needs_data, pixels, run_stylekit as stylekit
 
 
 def _years(text: str) -> list[int]:

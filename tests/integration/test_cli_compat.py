@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import REPO, make_image, pixels, run_stylekit as stylekit
+from ..conftest import REPO, make_image, pixels, run_stylekit as stylekit
 
 
 def test_readme_first_command_offline_on_a_fresh_machine(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from stylekit.cli import build_parser
 
-from .conftest import make_image, run_stylekit as stylekit
+from ..conftest import make_image, run_stylekit as stylekit
 
 
 def one_error(proc) -> str:

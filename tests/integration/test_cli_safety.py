@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .conftest import make_image, run_stylekit as stylekit
+from ..conftest import make_image, run_stylekit as stylekit
 
 
 def assert_refused(proc, *words) -> None:

@@ -21,7 +21,7 @@ from PIL import Image
 from stylekit.cli import main
 from stylekit.errors import StylekitError
 
-from .conftest import REPO, make_image
+from ..conftest import REPO, make_image
 
 
 SIZES = ["--size", "64", "--style-size", "64"]

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from stylekit.distributed import Context
 
-from .conftest import PROBE_EXIT, make_image
+from ..conftest import PROBE_EXIT, make_image
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from stylekit.cli import main
 from stylekit.evaluate import score
 
-from .conftest import make_image
+from ..conftest import make_image
 
 
 def test_score_matches_definitions(encoder):

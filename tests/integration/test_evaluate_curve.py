@@ -14,7 +14,7 @@ from stylekit.errors import StylekitError
 from stylekit.evaluate import check_curve_steps, loss_curve
 from stylekit.optimize import optimize_image
 
-from .conftest import make_image
+from ..conftest import make_image
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,7 +12,7 @@ from stylekit.cli import main
 from stylekit.errors import StylekitError
 from stylekit.fast.model import FastNet, FastNetConfig, conv_flops, modulate, style_vector
 
-from .conftest import make_image
+from ..conftest import make_image
 
 SMALL = FastNetConfig(widths=(4, 8, 8, 16), blocks=2, hidden=16, style_size=64)
 

@@ -15,7 +15,7 @@ from stylekit.errors import StylekitError
 from stylekit.gatys.model import GatysStylizer, default_layers
 from stylekit.losses import gram_matrix
 
-from .conftest import make_image
+from ..conftest import make_image
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,4 +1,4 @@
-"""Issue 8, reliability and security: bad input, faults, load. Nothing lost, nobody in.
+"""Reliability and security: bad input, faults, load. Nothing lost, nobody in.
 
 1. The bad-input corpus (``tests/corpus.py``) through every surface: the CLI in
    a subprocess (exit 2 and one ``stylekit: error:`` line, or 0 for the valid
@@ -8,8 +8,8 @@
 2. Faults in training: checkpoints, weights and outputs are written to a temp
    file and renamed, so a write that fails or is killed half-way leaves the
    previous file intact. (Repeated ``kill -9`` with a bit-exact resume is
-   ``tests/test_train_adain.py::test_kill_9_and_resume_equals_uninterrupted_run``;
-   a failing image save is ``tests/test_images.py::test_save_image_*atomic*``.)
+   ``tests/integration/test_train_adain.py::test_kill_9_and_resume_equals_uninterrupted_run``;
+   a failing image save is ``tests/unit/test_images.py::test_save_image_*atomic*``.)
 3. Weights are data, not code: no unpickling, ``eval`` or ``exec`` of file
    contents in ``src/``; pickled code in a weight file or checkpoint is refused.
 4. The real service under a bounded burst of valid, invalid and hostile
@@ -48,9 +48,9 @@ from stylekit.errors import StylekitError
 from stylekit.files import atomic_write
 from stylekit.training.loop import LoopConfig, load_checkpoint, run_training
 
-from . import corpus
-from .conftest import REPO
-from .corpus import CASES, ERROR, OK, RUN, SIZE, STARTUP, Inputs
+from .. import corpus
+from ..conftest import REPO
+from ..corpus import CASES, ERROR, OK, RUN, SIZE, STARTUP, Inputs
 
 #: one CLI call on this (shared, 2-core) machine takes 2-3 s; far more is a hang
 CLI_TIMEOUT = 90

@@ -24,7 +24,7 @@ import stylekit  # noqa: E402
 from stylekit.pipeline import Stylizer  # noqa: E402
 from stylekit.server import Limits, create_app  # noqa: E402
 
-from .conftest import seeded_image  # noqa: E402
+from ..conftest import seeded_image  # noqa: E402
 
 
 BODY_LIMIT = 1_000_000

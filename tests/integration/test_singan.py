@@ -1,4 +1,4 @@
-"""SinGAN (issue 11): the scale pyramid, SIFID-VGG against float64 references, and a tiny
+"""SinGAN: the scale pyramid, SIFID-VGG against float64 references, and a tiny
 end-to-end run through the CLI (train, stop and resume bit for bit, sample, applications, score)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from stylekit.errors import StylekitError
 from stylekit.singan.model import pyramid_sizes, scale_channels
 from stylekit.singan.sifid import frechet_distance, gaussian, shuffled_patches, sifid
 
-from .conftest import make_image
+from ..conftest import make_image
 
 @pytest.fixture(autouse=True)
 def one_thread():

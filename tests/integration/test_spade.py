@@ -1,4 +1,4 @@
-"""SPADE (issue 10): the layers against their formulas, the networks' shapes,
+"""SPADE: the layers against their formulas, the networks' shapes,
 the losses by hand, label-map loading and its errors, the procedural dataset
 and the per-class colour error."""
 

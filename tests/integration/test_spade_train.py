@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from stylekit.cli import main
 from stylekit.spade.synthetic import make_dataset
 
-from .conftest import PROBE_EXIT
+from ..conftest import PROBE_EXIT
 
 # a generator of 8 channels at 32 px from a 4x4 grid, a 2-layer discriminator, no VGG loss
 TINY = ["--resize", "32", "--crop", "32", "--batch-size", "2", "--width", "8", "--num-upsampling", "3",

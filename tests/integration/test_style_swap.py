@@ -8,9 +8,7 @@ index (row-major over the style's patch grid), as documented.
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +18,8 @@ from stylekit import patch_swap
 from stylekit.errors import StylekitError
 from stylekit.functional import style_swap
 
-from .conftest import make_image
+from .. import reference
+from ..conftest import make_image
 
 EPS = 1e-8
 
@@ -34,58 +33,8 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
-# ---------------------------------------------------------------------------
-# brute-force reference
-# ---------------------------------------------------------------------------
-
-
-def ref_style_swap(content, style, p, s, eps=EPS):
-    """(output, style gradient of output.sum()) in float64, by loops over patches."""
-    c = content.detach().double().numpy()
-    st = style.detach().double().numpy()[0]
-    n, ch, h, w = c.shape
-    hs, ws = st.shape[1:]
-    ho, wo = math.ceil((h - p) / s) + 1, math.ceil((w - p) / s) + 1
-    hp, wp = (ho - 1) * s + p, (wo - 1) * s + p
-    c = np.pad(c, ((0, 0), (0, 0), (0, hp - h), (0, wp - w)), mode="edge")  # the documented replicate pad
-    corners = [(y, x) for y in range(0, hs - p + 1, s) for x in range(0, ws - p + 1, s)]
-    patches = [st[:, y : y + p, x : x + p] for y, x in corners]
-    norms = [max(math.sqrt(float((q * q).sum())), eps) for q in patches]
-    out = np.zeros((n, ch, hp, wp))
-    count = np.zeros((hp, wp))
-    chosen = np.zeros((n, ho, wo), dtype=int)
-    for i in range(n):
-        for y in range(ho):
-            for x in range(wo):
-                cp = c[i, :, y * s : y * s + p, x * s : x * s + p]
-                best, best_j = -math.inf, 0
-                for j, (q, norm) in enumerate(zip(patches, norms)):
-                    score = float((cp * q).sum()) / norm
-                    if score > best:  # strictly greater: the first maximum is kept
-                        best, best_j = score, j
-                chosen[i, y, x] = best_j
-                out[i, :, y * s : y * s + p, x * s : x * s + p] += patches[best_j]
-                if i == 0:
-                    count[y * s : y * s + p, x * s : x * s + p] += 1
-    result = out[..., :h, :w] / count[:h, :w]
-    # d(sum of the output)/d(style): each chosen patch element carries 1/count
-    # of the output position it lands on (positions cropped away carry nothing)
-    grad = np.zeros_like(st)
-    for i in range(n):
-        for y in range(ho):
-            for x in range(wo):
-                sy, sx = corners[chosen[i, y, x]]
-                for dy in range(p):
-                    for dx in range(p):
-                        oy, ox = y * s + dy, x * s + dx
-                        if oy < h and ox < w:
-                            grad[:, sy + dy, sx + dx] += 1.0 / count[oy, ox]
-    return torch.from_numpy(result), torch.from_numpy(grad)[None]
-
-
-def rand(*shape, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=dtype)
+# the brute-force reference: tests/reference.py
+ref_style_swap, rand = reference.style_swap, reference.rand
 
 
 # ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from stylekit.cli import main
 
-from .conftest import make_image, run_stylekit
+from ..conftest import make_image, run_stylekit
 
 TINY = ["--resize", "40", "--crop", "32", "--batch-size", "2", "--precision", "fp32", "--device", "cpu"]
 

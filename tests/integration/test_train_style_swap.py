@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from stylekit.cli import main
 from stylekit.functional import style_swap
 
-from .conftest import make_image
+from ..conftest import make_image
 
 TINY = ["--resize", "40", "--crop", "32", "--batch-size", "3", "--precision", "fp32", "--device", "cpu"]
 

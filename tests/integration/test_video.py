@@ -23,7 +23,7 @@ from stylekit.errors import StylekitError  # noqa: E402
 from stylekit.temporal import SmoothConfig  # noqa: E402
 from stylekit.video import VideoResult, stylize_video  # noqa: E402
 
-from .conftest import make_image  # noqa: E402
+from ..conftest import make_image  # noqa: E402
 
 
 

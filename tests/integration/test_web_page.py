@@ -33,7 +33,7 @@ import stylekit  # noqa: E402
 from stylekit.pipeline import Stylizer  # noqa: E402
 from stylekit.server import Limits, create_app  # noqa: E402
 
-from .conftest import seeded_image  # noqa: E402
+from ..conftest import seeded_image  # noqa: E402
 from .test_server_live import _one_torch_thread, running  # noqa: E402,F401 (an autouse fixture)
 
 pytestmark = [pytest.mark.slow]

@@ -15,7 +15,7 @@ from stylekit.decoder import MirrorDecoder, infer_layer, load_decoder
 from stylekit.encoder import VGG19_LAYERS, VGGEncoder, canonical_state_dict, pools_before
 from stylekit.errors import StylekitError
 
-from .conftest import ORIGINAL_VGG_FILE, VGG_FILE
+from ..conftest import ORIGINAL_VGG_FILE, VGG_FILE
 
 # the encoderN layout of LinearStyleTransfer / stylescene (the relu3_1 file's origin)
 STYLESCENE_KEYS = {"conv1": "preprocess", "conv2": "conv1_1", "conv3": "conv1_2", "conv4": "conv2_1", "conv5": "conv2_2",

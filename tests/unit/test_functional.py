@@ -1,14 +1,13 @@
 """Unit tests for :mod:`stylekit.functional` against independent references.
 
-Every reference below is written from the papers' formulas with plain numpy
-loops in float64; none of them calls stylekit.
+Every reference (tests/reference.py) is written from the papers' formulas
+with plain numpy loops in float64; none of them calls stylekit.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -17,134 +16,18 @@ import torch.nn.functional as F
 from stylekit import functional as SF
 from stylekit.errors import StylekitError
 
-F64 = dict(rtol=1e-10, atol=1e-10)
-F32 = dict(rtol=1e-4, atol=1e-4)
+from .. import reference
+
+F64, F32 = reference.F64, reference.F32
 
 SHAPES = [(2, 3, 5, 7), (1, 1, 1, 4), (3, 2, 4, 1), (2, 4, 3, 3), (1, 3, 2, 5)]
 
-
-# ---------------------------------------------------------------------------
-# float64 numpy references
-# ---------------------------------------------------------------------------
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(torch.float64).cpu().numpy()
-
-
-def ref_mean_std(x, eps=1e-5):
-    a = _np(x)
-    n, c = a.shape[:2]
-    mean = np.zeros((n, c, 1, 1))
-    std = np.zeros((n, c, 1, 1))
-    for i in range(n):
-        for j in range(c):
-            vals = a[i, j].ravel()
-            m = sum(vals) / len(vals)
-            v = sum((vals - m) ** 2) / len(vals)
-            mean[i, j, 0, 0] = m
-            std[i, j, 0, 0] = math.sqrt(v + eps)
-    return mean, std
-
-
-def ref_masked_mean_std(x, mask, eps=1e-5):
-    a, w = _np(x), _np(mask)
-    n, c, h, wd = a.shape
-    mean = np.zeros((n, c, 1, 1))
-    std = np.zeros((n, c, 1, 1))
-    for i in range(n):
-        for j in range(c):
-            tot = 0.0
-            s = 0.0
-            for y in range(h):
-                for xx in range(wd):
-                    tot += w[i, 0, y, xx]
-                    s += w[i, 0, y, xx] * a[i, j, y, xx]
-            m = s / tot
-            v = 0.0
-            for y in range(h):
-                for xx in range(wd):
-                    v += w[i, 0, y, xx] * (a[i, j, y, xx] - m) ** 2
-            v /= tot
-            mean[i, j, 0, 0] = m
-            std[i, j, 0, 0] = math.sqrt(v + eps)
-    return mean, std
-
-
-def ref_batch_norm(x, weight=None, bias=None, eps=1e-5):
-    a = _np(x)
-    out = np.empty_like(a)
-    for j in range(a.shape[1]):
-        vals = a[:, j]
-        m = vals.sum() / vals.size
-        v = ((vals - m) ** 2).sum() / vals.size
-        out[:, j] = (vals - m) / math.sqrt(v + eps)
-        if weight is not None:
-            out[:, j] *= float(weight[j].detach())
-        if bias is not None:
-            out[:, j] += float(bias[j].detach())
-    return out
-
-
-def ref_instance_norm(x, weight=None, bias=None, eps=1e-5):
-    a = _np(x)
-    out = np.empty_like(a)
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            vals = a[i, j]
-            m = vals.sum() / vals.size
-            v = ((vals - m) ** 2).sum() / vals.size
-            out[i, j] = (vals - m) / math.sqrt(v + eps)
-            if weight is not None:
-                out[i, j] *= float(weight[j].detach())
-            if bias is not None:
-                out[i, j] += float(bias[j].detach())
-    return out
-
-
-def ref_conditional_instance_norm(x, style_weights, weight, bias, eps=1e-5):
-    a, sw, w, b = _np(x), _np(style_weights), _np(weight), _np(bias)
-    normed = ref_instance_norm(x, eps=eps)
-    out = np.empty_like(a)
-    n, c = a.shape[:2]
-    for i in range(n):
-        for j in range(c):
-            gamma = sum(sw[i, s] * w[s, j] for s in range(w.shape[0]))
-            beta = sum(sw[i, s] * b[s, j] for s in range(b.shape[0]))
-            out[i, j] = normed[i, j] * gamma + beta
-    return out
-
-
-def ref_adain_from_stats(content, s_mean, s_std, eps=1e-5):
-    a = _np(content)
-    sm, ss = _np(s_mean), _np(s_std)
-    c_mean, c_std = ref_mean_std(content, eps)
-    out = np.empty_like(a)
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            ii = i if sm.shape[0] > 1 else 0
-            out[i, j] = ss[ii, j, 0, 0] * (a[i, j] - c_mean[i, j, 0, 0]) / c_std[i, j, 0, 0] + sm[ii, j, 0, 0]
-    return out
-
-
-def ref_adain(content, style, eps=1e-5):
-    s_mean, s_std = ref_mean_std(style, eps)
-    return ref_adain_from_stats(content, torch.from_numpy(s_mean), torch.from_numpy(s_std), eps)
-
-
-def ref_spade(x, gamma, beta, eps=1e-5):
-    return ref_batch_norm(x, eps=eps) * (1 + _np(gamma)) + _np(beta)
-
-
-def _close(actual, expected, **tol):
-    tol = tol or F64
-    expected = torch.as_tensor(expected, dtype=torch.float64)
-    torch.testing.assert_close(actual.detach().to(torch.float64), expected, **tol)
-
-
-def _rand(*shape, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=dtype)
+# the float64 references: tests/reference.py
+ref_mean_std, ref_masked_mean_std = reference.mean_std, reference.masked_mean_std
+ref_batch_norm, ref_instance_norm = reference.batch_norm, reference.instance_norm
+ref_conditional_instance_norm, ref_spade = reference.conditional_instance_norm, reference.spade
+ref_adain, ref_adain_from_stats = reference.adain, reference.adain_from_stats
+_np, _close, _rand = reference.to_np, reference.close, reference.rand
 
 
 HAND = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64)

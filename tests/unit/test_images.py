@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from .conftest import make_image
+from ..conftest import make_image
 from stylekit import images
 from stylekit.errors import StylekitError
 from stylekit.images import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -14,61 +13,22 @@ from stylekit import functional as SF
 from stylekit import nn as SN
 from stylekit.errors import StylekitError
 
-F64 = dict(rtol=1e-10, atol=1e-10)
+from .. import reference
+
+F64 = reference.F64
 
 
-# ---------------------------------------------------------------------------
-# independent float64 references (numpy loops, no stylekit)
-# ---------------------------------------------------------------------------
+# independent float64 references (tests/reference.py), as tensors
 
 
-def _np(t):
-    return t.detach().to(torch.float64).cpu().numpy()
+def _as_tensor(formula):
+    return lambda *args, **kwargs: torch.from_numpy(formula(*args, **kwargs))
 
 
-def ref_batch_norm(x, weight=None, bias=None, eps=1e-5):
-    a = _np(x)
-    out = np.empty_like(a)
-    for j in range(a.shape[1]):
-        vals = a[:, j]
-        m = vals.sum() / vals.size
-        v = ((vals - m) ** 2).sum() / vals.size
-        out[:, j] = (vals - m) / math.sqrt(v + eps)
-        if weight is not None:
-            out[:, j] = out[:, j] * float(weight[j].detach()) + float(bias[j].detach())
-    return torch.from_numpy(out)
-
-
-def ref_instance_norm(x, weight=None, bias=None, eps=1e-5):
-    a = _np(x)
-    out = np.empty_like(a)
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            vals = a[i, j]
-            m = vals.sum() / vals.size
-            v = ((vals - m) ** 2).sum() / vals.size
-            out[i, j] = (vals - m) / math.sqrt(v + eps)
-            if weight is not None:
-                out[i, j] = out[i, j] * float(weight[j].detach()) + float(bias[j].detach())
-    return torch.from_numpy(out)
-
-
-def ref_adain(content, style, eps=1e-5):
-    c, s = _np(content), _np(style)
-    out = np.empty_like(c)
-    for i in range(c.shape[0]):
-        for j in range(c.shape[1]):
-            cm, cv = c[i, j].mean(), ((c[i, j] - c[i, j].mean()) ** 2).mean()
-            sm, sv = s[i, j].mean(), ((s[i, j] - s[i, j].mean()) ** 2).mean()
-            out[i, j] = math.sqrt(sv + eps) * (c[i, j] - cm) / math.sqrt(cv + eps) + sm
-    return torch.from_numpy(out)
-
-
-def _close(actual, expected, **tol):
-    tol = tol or F64
-    torch.testing.assert_close(
-        actual.detach().to(torch.float64), torch.as_tensor(expected).to(torch.float64), **tol
-    )
+ref_batch_norm = _as_tensor(reference.batch_norm)
+ref_instance_norm = _as_tensor(reference.instance_norm)
+ref_adain = _as_tensor(reference.adain)
+_np, _close = reference.to_np, reference.close
 
 
 @pytest.fixture(autouse=True)
