@@ -11,6 +11,19 @@ import dataclasses
 import types
 import typing
 
+#: what a trainer's ``--precision`` takes (:func:`stylekit.devices.resolve_precision`)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def device_field():
+    """A config's ``device`` field: ``--device auto|cpu|cuda``."""
+    return dataclasses.field(default="auto", metadata={"help": "auto, cpu or cuda"})
+
+
+def precision_field(default: str, help: str):
+    """A config's ``precision`` field: ``--precision`` of :data:`PRECISIONS`."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": PRECISIONS})
+
 
 def _base_type(tp):
     if isinstance(tp, str):

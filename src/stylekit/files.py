@@ -46,6 +46,16 @@ def check_parent(path: Path) -> None:
             return
 
 
+def output_directory(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """``path`` as a directory to write into, created if missing; a file there
+    is an error naming ``flag``."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise StylekitError(f"{flag} names a file, not a directory: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a
     file. The folder is created; the temp file (``.NAME.*.tmp`` beside the

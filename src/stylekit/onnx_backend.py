@@ -88,13 +88,10 @@ def export_adain_onnx(out_dir, weights=None, encoder_weights=None, opset: int = 
 
     from .adain.model import DEFAULT_DECODER
     from .decoder import load_decoder
-    from .files import atomic_write
+    from .files import atomic_write, output_directory
     from .weights import load_encoder, resolve
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise StylekitError(f"--out names a file, not a directory: {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(out_dir)
     decoder_path = weights if weights is not None else resolve(DEFAULT_DECODER)
     decoder = load_decoder(decoder_path).float().eval()
     layer = decoder.from_layer

@@ -14,12 +14,10 @@ Two models with dynamic sizes:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
-from ..errors import StylekitError
-from ..files import atomic_write
+from ..files import atomic_write, output_directory
 from ..onnx_backend import OPSET, _quiet, require_onnx
 from ..weights import load_encoder, resolve
 from .model import STYLE_LAYERS, FastNet, style_vector
@@ -42,10 +40,7 @@ def export_fast_onnx(out_dir, weights=None, encoder_weights=None, opset: int = O
     require_onnx()
     import onnx
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise StylekitError(f"--out names a file, not a directory: {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_directory(out_dir)
     path = weights if weights is not None else resolve(DEFAULT_WEIGHTS)
     net = load_fast_net(path).float().eval()
     encoder = load_encoder(encoder_weights, last_layer="relu3_1").float().eval()

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from .. import distributed
+from ..config import device_field, precision_field
 from ..adain.model import AdaINStylizer
 from ..decoder import load_decoder
 from ..devices import autocast, resolve_device, resolve_precision
@@ -36,7 +37,7 @@ from ..images import image_grid, save_image
 from ..losses import content_loss, mean_std_style_loss
 from ..measures import downsample
 from ..pyramid import REFERENCE_SIDE
-from ..training.data import ImageBank
+from ..training.data import content_style_crops
 from ..training.loop import inverse_decay
 from ..training.trainable import Trainable
 from ..weights import load_encoder, resolve
@@ -67,12 +68,10 @@ class FastTrainConfig:
     lr_decay: float = field(default=2e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
     teacher_weights: str | None = field(default=None, metadata={"help": "the teacher's AdaIN decoder (default: the shipped one)"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and data order"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    precision: str = field(
-        default="fp32",
-        metadata={"help": "fp32, or autocast in bf16 / fp16 for the student and the losses (the teacher runs in bf16 "
-                  "where native)", "choices": ("auto", "fp32", "bf16", "fp16")},
-    )
+    device: str = device_field()
+    precision: str = precision_field(
+        "fp32", "fp32, or autocast in bf16 / fp16 for the student and the losses (the teacher runs in bf16 "
+                  "where native)")
     encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file (default: see stylekit.weights)"})
 
     def __post_init__(self):
@@ -120,13 +119,8 @@ class FastTrainTask:
             net = FastNet(cfg.model_config()).to(self.device)
         self.student = Trainable(net, torch.optim.Adam(net.parameters(), lr=cfg.lr), self.ctx,
                                  scale_gradients=self.dtype == torch.float16 and self.device.type == "cuda")
-        self.content = ImageBank.from_dir(cfg.content, cfg.content_resize, min_side=cfg.crop // 2, what="content", warn=warn)
-        self.style = ImageBank.from_dir(cfg.style, cfg.style_resize, min_side=cfg.crop // 2, what="style", warn=warn)
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        n = min(4, len(self.content), len(self.style))
-        self.sample_content = self.content.random_crops(n, cfg.crop, sample_gen)
-        self.sample_style = self.style.random_crops(n, cfg.crop, sample_gen)
+        self.content, self.style, self.generator, self.sample_content, self.sample_style = content_style_crops(
+            cfg.content, cfg.style, cfg.crop, cfg.seed, cfg.content_resize, cfg.style_resize, warn=warn)
         self.step_lr = cfg.lr
 
     def describe(self) -> str:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed
+from ..config import device_field
 from ..devices import resolve_device
 from ..errors import StylekitError
 from ..files import atomic_write, load_tensors, save_tensors
@@ -95,7 +96,7 @@ class SinGANTrainConfig:
     noise_amp: float = field(default=0.1, metadata={"help": "noise amplitude = this x the RMSE of the upsampled reconstruction (paper: 0.1)"})
     layers: int = field(default=5, metadata={"flag": False})  # 5 convs per network, as the paper
     seed: int = field(default=0, metadata={"help": "seed of the initial weights, z* and the noise"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    device: str = device_field()
 
     def __post_init__(self):
         checks = [

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from .. import distributed
+from ..config import device_field, precision_field
 from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import StylekitError
 from ..files import save_tensors
@@ -68,12 +69,9 @@ class SPADETrainConfig:
     beta1: float = field(default=0.0, metadata={"help": "Adam beta1"})
     beta2: float = field(default=0.9, metadata={"help": "Adam beta2"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation, data order and noise"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
-    precision: str = field(
-        default="fp32",
-        metadata={"help": "fp32, or autocast in bf16 / fp16 (fp16 with a gradient scaler on GPUs), or auto",
-                  "choices": ("auto", "fp32", "bf16", "fp16")},
-    )
+    device: str = device_field()
+    precision: str = precision_field(
+        "fp32", "fp32, or autocast in bf16 / fp16 (fp16 with a gradient scaler on GPUs), or auto")
     encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file for the VGG loss "
                                                                     "(default: the encoder shipped in the package)"})
 

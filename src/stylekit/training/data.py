@@ -62,3 +62,17 @@ class ImageBank:
             left = int(torch.randint(w - crop + 1, (1,), generator=generator))
             batch[slot] = img[:, top : top + crop, left : left + crop].float().div_(255.0)
         return batch
+
+
+def content_style_crops(content_dir, style_dir, crop: int, seed: int, content_resize: int, style_resize: int,
+                        warn=None) -> tuple[ImageBank, ImageBank, torch.Generator, torch.Tensor, torch.Tensor]:
+    """What a content/style trainer draws from: the two folders in memory
+    (shorter sides resized), the seeded generator of its training crops, and
+    up to four fixed ``crop`` x ``crop`` sample pairs drawn from another seed:
+    ``(content, style, generator, sample_content, sample_style)``."""
+    content = ImageBank.from_dir(content_dir, content_resize, min_side=crop // 2, what="content", warn=warn)
+    style = ImageBank.from_dir(style_dir, style_resize, min_side=crop // 2, what="style", warn=warn)
+    sample_gen = torch.Generator().manual_seed(seed + 1)
+    n = min(4, len(content), len(style))
+    sample_content = content.random_crops(n, crop, sample_gen)
+    return content, style, torch.Generator().manual_seed(seed), sample_content, style.random_crops(n, crop, sample_gen)

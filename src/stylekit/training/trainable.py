@@ -28,8 +28,17 @@ class Trainable:
 
     def step(self, loss: torch.Tensor) -> None:
         """Backward ``loss`` (through :attr:`net`) and take one optimiser step."""
+        self.backward(loss)
+        self.apply()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Fresh gradients of ``loss`` (scaled, and all-reduced under DDP) in the
+        module's ``.grad``, for a caller that inspects them before :meth:`apply`."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+
+    def apply(self) -> None:
+        """The optimiser step on the gradients :meth:`backward` left."""
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
