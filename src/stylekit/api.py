@@ -8,15 +8,19 @@ METHODS = ("adain", "style-swap", "gatys", "fast")
 
 
 def load(method: str = "adain", *, device: str = "auto", weights=None, encoder_weights=None, **options):
-    """Load a ready-to-use stylizer.
+    """Load a ready-to-use stylizer (:class:`stylekit.pipeline.Stylizer`):
+    ``method`` of :data:`METHODS` on ``device`` (``auto``: CUDA where
+    available), with its shipped networks unless ``weights`` (the method's
+    decoder, inverse or fast network) and ``encoder_weights`` (VGG-19) name
+    others. ``options`` go to the method's ``load`` (e.g. ``patch_size``,
+    ``steps``, ``optimizer``, ``tv_weight``, ``init``, ``optimize``).
 
-    >>> model = stylekit.load("adain")                      # doctest: +SKIP
-    >>> image = model.stylize("photo.jpg", "painting.jpg", alpha=0.8)  # doctest: +SKIP
-    >>> slow = stylekit.load("gatys", steps=200)               # doctest: +SKIP
-    >>> swap = stylekit.load("style-swap", optimize=True)      # doctest: +SKIP
-
-    ``options`` go to the method's ``load`` (e.g. ``patch_size``, ``steps``,
-    ``optimizer``, ``tv_weight``, ``init``).
+    >>> import stylekit
+    >>> from stylekit import styles
+    >>> model = stylekit.load("adain", device="cpu")
+    >>> image = model.stylize(styles.path("castle_tale"), styles.path("composition_xiii"), alpha=0.8, size=64)
+    >>> image.size  # a PIL image: the content's longer side resized to 64
+    (64, 47)
     """
     if method == "adain":
         from .adain.model import AdaINStylizer

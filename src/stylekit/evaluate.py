@@ -49,7 +49,19 @@ MEASURES = ("style", "style_2x", "style_4x", "gram", "colour", "content", "ssim"
 
 @torch.no_grad()
 def score(encoder: VGGEncoder, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, layer: str = "relu3_1") -> dict:
-    """The paper's losses of one output (all (3, H, W) tensors in [0, 1])."""
+    """The paper's losses of one output (all (3, H, W) tensors in [0, 1]):
+    ``{"content": ..., "style": ..., "gram": ...}``, the content loss at
+    ``layer`` against the content's features, AdaIN's mean/std style loss and
+    Gatys's Gram loss over the layers up to ``layer``.
+
+    >>> import torch
+    >>> from stylekit.weights import load_encoder
+    >>> encoder = load_encoder(last_layer="relu3_1")
+    >>> image = torch.rand(3, 32, 32)
+    >>> losses = score(encoder, image, content=image, style=image)
+    >>> sorted(losses), losses["content"], losses["style"], losses["gram"]
+    (['content', 'gram', 'style'], 0.0, 0.0, 0.0)
+    """
     layers = style_layers_for(layer)
     device = next(encoder.parameters()).device
     output, content, style = (t.to(device) for t in (output, content, style))
@@ -202,7 +214,7 @@ def loss_curve(
 
         gatys.clear_cache()
         prepared = gatys.prepare_style(style[None].to(gatys.device))
-        gatys.transfer_prepared(content[None].to(gatys.device), [prepared], [1.0], None, alpha,
+        gatys.transfer_prepared(content[None].to(gatys.device), [prepared], alpha=alpha,
                                 callback=record, callback_steps=steps)
         row["gatys"] = {m: [at_step[s][m] for s in steps] for m in METRICS}
         for key, (_, stylizer) in others.items():

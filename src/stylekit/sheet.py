@@ -39,7 +39,15 @@ def style_sheet(
     """``content`` as it is, then stylized with each built-in style (``names``,
     default all), in a grid of ``columns`` tiles, each captioned with the
     style's name and its painter and year. ``size`` is the photo's longer side
-    on the sheet (default: at most 256 px, never enlarged)."""
+    on the sheet (default: at most 256 px, never enlarged).
+
+    >>> import stylekit
+    >>> from stylekit import styles
+    >>> sheet = style_sheet(stylekit.load("adain", device="cpu"), styles.path("castle_tale"),
+    ...                     ["composition_xiii", "contrast_of_forms"], size=48, columns=3)
+    >>> sheet.mode, sheet.width > 3 * 48
+    ('RGB', True)
+    """
     StylizeOptions(alpha=alpha, preserve_color=preserve_color, size=size)  # checks them before any work
     names = list(builtin.names() if names is None else names)
     chosen = [builtin.get(n) for n in names]

@@ -53,8 +53,8 @@ def test_onnx_runtime_matches_pytorch(exported, encoder, random_decoder, hw):
     ref = AdaINStylizer(encoder, random_decoder, cache_size=0, precision="fp32", channels_last=False,
                         inference_mode=False, fused=False)
     model = OnnxAdaINStylizer(exported, threads=1, cache_size=0)
-    want = ref.transfer(content, [style], [1.0], None, 0.7)
-    got = model.transfer(content, [style], [1.0], None, 0.7)
+    want = ref.transfer(content, [style], alpha=0.7)
+    got = model.transfer(content, [style], alpha=0.7)
     assert got.shape == want.shape == content.shape
     assert torch.allclose(got, want, rtol=0, atol=1e-4)
     assert model.settings()["backend"] == "onnxruntime"
@@ -76,7 +76,7 @@ def test_int8_quantization_runs(exported, tmp_path):
     paths = quantize_adain_onnx(exported, tmp_path, pairs, mode="static")
     model = OnnxAdaINStylizer(exported, threads=1, cache_size=0, encoder_file=paths["encoder"],
                               decoder_file=paths["decoder"])
-    out = model.transfer(pairs[0][0], [pairs[0][1]], [1.0], None, 1.0)
+    out = model.transfer(pairs[0][0], [pairs[0][1]])
     assert out.shape == pairs[0][0].shape and bool(torch.isfinite(out).all())
     with pytest.raises(StylekitError, match="static or dynamic"):
         quantize_adain_onnx(exported, tmp_path, pairs, mode="fp4")

@@ -57,12 +57,12 @@ def test_optimisation_decreases_the_loss(encoder):
     content, style = img(32, 40, 1), img(36, 36, 2)
     for optimizer in ("lbfgs", "adam"):
         model = GatysStylizer(encoder, steps=8, optimizer=optimizer, tv_weight=1e-3, progress=False)
-        content_target, targets, masks = model.targets(content, [style], [1.0], None, 1.0)
+        content_target, targets, masks = model.targets(content, [style])
         loss = model.loss_fn(content_target, targets, masks)
         start = loss(content)
         assert set(start) == {"content", "style", "tv"}
         assert float(start["content"]) == 0 and float(start["style"]) > 0
-        out = model.transfer(content, [style], [1.0], None, 1.0)
+        out = model.transfer(content, [style])
         assert out.shape == content.shape
         assert total(loss(out)) < 0.5 * total(start), optimizer
 
@@ -80,7 +80,7 @@ def test_targets_blend_grams_by_weights_and_alpha(encoder):
         expected = 0.6 * (0.25 * grams[1][l] + 0.75 * grams[2][l]) + 0.4 * grams[0][l]
         assert torch.allclose(targets[0][l], expected, rtol=1e-5, atol=1e-6)
     # alpha = 0: the content's own Grams, so the content image is already optimal
-    content_target, targets, masks = model.targets(content, [s1], [1.0], None, 0.0)
+    content_target, targets, masks = model.targets(content, [s1], alpha=0.0)
     start = model.loss_fn(content_target, targets, masks)(content)
     assert total(start) < 1e-8
 

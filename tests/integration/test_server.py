@@ -292,17 +292,40 @@ def test_body_limit_from_content_length_before_reading():
 
 
 def test_body_limit_while_streaming():
-    app = create_app(SlowStylizer(0), limits=Limits(max_body_bytes=100_000))
-    sent = []
+    """No Content-Length (chunked, as a lying or streaming client sends): the
+    middleware counts the body as it arrives and stops reading once the count
+    passes the limit, with a 413, while the app behind it is still reading."""
+    import asyncio
+    import json as json_module
 
-    def chunks():  # no Content-Length: chunked, as a lying or streaming client would send
-        for _ in range(1000):
-            sent.append(1)
-            yield b"x" * 10_000
+    from stylekit.server.limits import BodyLimitMiddleware
 
-    with TestClient(app) as c:
-        r = c.post("/v1/stylize", content=chunks(), headers={"content-type": "multipart/form-data; boundary=zz"})
-    assert_error(r, 413, "larger than this server's limit")
+    received, answered, app_saw = [], [], []
+
+    async def reading_app(scope, receive, send):  # reads the whole body before answering
+        while True:
+            message = await receive()
+            app_saw.append(len(message["body"]))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"read it all"})
+
+    async def receive():  # 1000 chunks of 10 kB: 10 MB against a 100 kB limit
+        received.append(1)
+        return {"type": "http.request", "body": b"x" * 10_000, "more_body": len(received) < 1000}
+
+    async def send(message):
+        answered.append(message)
+
+    middleware = BodyLimitMiddleware(reading_app, max_bytes=100_000, timeout_s=5)
+    asyncio.run(middleware({"type": "http", "method": "POST", "path": "/v1/stylize", "headers": []}, receive, send))
+    # 11 chunks (110 kB) pass the limit; the 11th never reaches the app
+    assert len(received) == 11 and app_saw == [10_000] * 10
+    start = next(m for m in answered if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in answered if m["type"] == "http.response.body")
+    assert start["status"] == 413 and (b"connection", b"close") in start["headers"]
+    assert json_module.loads(body) == {"error": "request body is larger than this server's limit of 100,000 bytes"}
 
 
 def test_unknown_route_is_json_404():

@@ -254,7 +254,7 @@ def test_feed_forward_equals_the_plain_modules(feed_forward, encoder, random_dec
     with torch.no_grad():
         target = style_swap(encoder.encode(content), encoder.encode(style))
         expected = random_decoder(target)
-    got = feed_forward.transfer(content, [style], [1.0], None, 1.0)
+    got = feed_forward.transfer(content, [style])
     assert feed_forward.networks.settings()["autocast_dtype"] == "float32"
     assert got.shape == expected.shape and torch.allclose(got, expected, rtol=0, atol=1e-4)
 
@@ -270,8 +270,8 @@ def test_tiled_equals_untiled(encoder, random_decoder):
     content, style = img(150, 118, 8), img(90, 70, 9)  # neither a multiple of the tiles nor of 4
     assert tiled.networks.tiled(150, 118) and not whole.networks.tiled(150, 118)
     assert torch.allclose(whole.prepare_style(style), tiled.prepare_style(style), rtol=0, atol=1e-5)
-    a = whole.transfer(content, [style], [1.0], None, 1.0)
-    b = tiled.transfer(content, [style], [1.0], None, 1.0)
+    a = whole.transfer(content, [style])
+    b = tiled.transfer(content, [style])
     assert a.shape == b.shape == content.shape
     assert torch.allclose(a, b, rtol=0, atol=1e-5)
 
@@ -281,8 +281,8 @@ def test_target_features_controls(feed_forward, encoder):
     s1, s2 = encoder.encode(img(36, 28, 4)), encoder.encode(img(28, 36, 5))
     swap1, swap2 = style_swap(content_feat, s1), style_swap(content_feat, s2)
     t = feed_forward.target_features
-    assert torch.equal(t(content_feat, [s1], [1.0], None, 1.0), swap1)
-    assert torch.equal(t(content_feat, [s1], [1.0], None, 0.0), content_feat)
+    assert torch.equal(t(content_feat, [s1]), swap1)
+    assert torch.equal(t(content_feat, [s1], alpha=0.0), content_feat)
     expected = 0.7 * (0.25 * swap1 + 0.75 * swap2) + 0.3 * content_feat
     assert torch.allclose(t(content_feat, [s1, s2], [0.25, 0.75], None, 0.7), expected, atol=1e-5)
     # masks: each style's swap in its region (image-resolution masks, 4 pixels per feature)
@@ -298,8 +298,8 @@ def test_optimisation_moves_features_toward_the_swap(encoder):
 
     model = StyleSwapStylizer(encoder, optimize=True, steps=10, progress=False)
     content, style = img(32, 40, 6), img(36, 36, 7)  # a multiple of 4: no padding to undo
-    target = model.target_features(encoder.encode(content), [encoder.encode(style)], [1.0], None, 1.0)
-    out = model.transfer(content, [style], [1.0], None, 1.0)
+    target = model.target_features(encoder.encode(content), [encoder.encode(style)])
+    out = model.transfer(content, [style])
     assert out.shape == content.shape
     before = float(content_loss(encoder.encode(content), target))
     after = float(content_loss(encoder.encode(out), target))

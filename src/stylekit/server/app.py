@@ -338,15 +338,15 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(HTTPException)
-    async def httperror_response(request, exc: HTTPException):
+    async def http_error(request, exc: HTTPException):
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def validationerror_response(request, exc: RequestValidationError):
+    async def validation_error(request, exc: RequestValidationError):
         return error_response(422, _validation_message(exc))
 
     @app.exception_handler(Exception)
-    async def internalerror_response(request, exc: Exception):
+    async def internal_error(request, exc: Exception):
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal server error (details are in the server log)")
 
