@@ -97,6 +97,15 @@ class Parser(argparse.ArgumentParser):
         return message
 
 
+def add_group(commands, name: str, dest: str, help: str, description: str):
+    """A command whose sub-commands are tools (``stylekit spade make-dataset``):
+    returns the sub-parsers to add them to; one of them is required."""
+    group = commands.add_parser(name, help=help, description=description)
+    tools = group.add_subparsers(dest=dest, metavar="COMMAND")
+    tools.required = True
+    return tools
+
+
 def as_flags(message: str, parser: argparse.ArgumentParser) -> str:
     """The Python API's parameter names in a message (``patch_size must ...``) as the
     command's flags (``--patch-size must ...``)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import add_arguments, from_namespace
 from ..errors import StylekitError
 from .flags import DEVICE_HELP, ENCODER_HELP
-from .parser import warn
+from .parser import add_group, warn
 
 
 def _set_threads(threads: int) -> None:
@@ -93,10 +93,9 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
 
 def add_commands(commands) -> None:
     """``stylekit singan sample|paint2image|harmonize|edit|superres|score``."""
-    singan = commands.add_parser("singan", help="SinGAN: samples, paint-to-image, harmonisation, editing, super-resolution, score",
-                                 description="Use a model trained with `stylekit train singan`.")
-    tools = singan.add_subparsers(dest="singan_command", metavar="COMMAND")
-    tools.required = True
+    tools = add_group(commands, "singan", "singan_command",
+                      help="SinGAN: samples, paint-to-image, harmonisation, editing, super-resolution, score",
+                      description="Use a model trained with `stylekit train singan`.")
 
     p = tools.add_parser("sample", help="random samples, at any size and aspect ratio",
                          description="Random samples; --size scales every scale's noise map (the paper's Fig. 5).")

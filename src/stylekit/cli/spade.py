@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .flags import DEVICE_HELP
-from .parser import warn
+from .parser import add_group, warn
 
 
 def add_commands(commands) -> None:
@@ -23,10 +23,9 @@ def add_commands(commands) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=cmd_synthesize)
 
-    spade = commands.add_parser("spade", help="SPADE tools: a procedural dataset, the per-class colour error",
-                                description="Tools around `stylekit train spade` and `stylekit synthesize`.")
-    tools = spade.add_subparsers(dest="spade_command", metavar="COMMAND")
-    tools.required = True
+    tools = add_group(commands, "spade", "spade_command",
+                      help="SPADE tools: a procedural dataset, the per-class colour error",
+                      description="Tools around `stylekit train spade` and `stylekit synthesize`.")
     p = tools.add_parser("make-dataset", help="write a procedural labelled dataset (sky, grass, water, rock)",
                          description="Write OUT/labels/*.png (class indices), OUT/images/*.png and OUT/classes.json.")
     p.add_argument("out", help="output directory")
