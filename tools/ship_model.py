@@ -294,7 +294,9 @@ def evaluate_command(model: Model, args: argparse.Namespace) -> list[str]:
     return ["stylekit", "evaluate", "--content", str(args.data / "dev_eval" / "content"),
             "--style", str(args.data / "dev_eval" / "style"), "--method", model.method,
             "--size", str(args.eval_size), "--style-size", str(args.eval_size),
-            "--out", str(model.card_dir / "evaluate.json"), "--no-progress"]
+            "--out", str(model.card_dir / "evaluate.json"), "--no-progress",
+            # the network itself: one pass (the default stylization of adain runs it coarse to fine)
+            "--stroke-scale", "0"]
 
 
 def write_card_from_folder(model: Model, args: argparse.Namespace) -> None:

