@@ -138,7 +138,7 @@ class FastTrainTask:
         """The teacher's outputs for a batch: adain's default coarse-to-fine stylization, pair by pair."""
         # a crop is a part of a picture at the reference size: the style keeps the scale it has there
         scale = self.cfg.crop / REFERENCE_SIDE
-        outs = [self.teacher.transfer_coarse_to_fine(c[None], [s[None]], [1.0], None, float(a), scale)[0]
+        outs = [self.teacher.transfer_coarse_to_fine(c[None], [s[None]], alpha=float(a), stroke_scale=scale)[0]
                 for c, s, a in zip(content, style, alpha)]
         return torch.stack(outs).clamp(0, 1).to(self.device).clone()  # a normal tensor: the losses save it
 
