@@ -2,11 +2,12 @@
 desktop (1440x900) and phone (390x844) sizes: drop, paste, the gallery, the
 sliders with fast previews, the compare split, the download, regions painted
 with the brush or uploaded, errors, progress and cancel, the webcam (Chromium's
-fake camera) and the API docs with the network blocked.
+fake camera) with and without its Steady toggle (the camera filming a generated
+still picture or a moving square) and the API docs with the network blocked.
 
 Needs Debian's ``chromium`` and the Playwright Python package (never
 ``playwright install``); skips with the reason when either is missing. One
-browser serves the whole module. The server runs the real VGG encoder with the
+browser serves the module, but for the ones that film a file. The server runs the real VGG encoder with the
 seeded untrained decoder and fast network (plumbing, not quality).
 """
 
@@ -74,7 +75,8 @@ class Calls:
     def _recording(self, name, original):
         def stylize(content, styles, **kwargs):
             with self.lock:
-                self.log.append({"method": name, "content_size": content.size, "styles": len(styles), **kwargs})
+                self.log.append({"method": name, "content_size": content.size, "styles": len(styles),
+                                 "content": content, **kwargs})
             return original(content, styles, **kwargs)
 
         return stylize
@@ -109,27 +111,53 @@ def adain_only(decoder_file):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + FAKE_CAMERA, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+        yield p.chromium
+
+
+def launch(chromium, *args):
+    return chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + FAKE_CAMERA + list(args), headless=True)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    b = launch(chromium)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def filmed_by(chromium):
+    """``filmed_by(video.y4m)``: a browser whose fake camera plays that file (in a loop). Ask for it before
+    ``open_page``, so that its browsers close after the pages."""
+    browsers = []
+
+    def launch_(video: Path):
+        browsers.append(launch(chromium, f"--use-file-for-fake-video-capture={video}"))
+        return browsers[-1]
+
+    yield launch_
+    for b in browsers:
+        b.close()
 
 
 @pytest.fixture
 def open_page(browser, server):
-    """``open_page(url=server, viewport=DESKTOP, **context options)``: a fresh page that reports script errors."""
+    """``open_page(url=server, viewport=DESKTOP, in_browser=the module's, **context options)``: a fresh page
+    that reports script errors."""
     contexts, problems = [], []
 
-    def open_(url=None, viewport=DESKTOP, **options):
+    def open_(url=None, viewport=DESKTOP, in_browser=None, **options):
         url = url or server
         # bypass_csp: Playwright evaluates its wait conditions as strings, which the page's CSP forbids
-        context = browser.new_context(viewport=viewport, bypass_csp=True, accept_downloads=True, **options)
+        context = (in_browser or browser).new_context(viewport=viewport, bypass_csp=True, accept_downloads=True,
+                                                      **options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -399,6 +427,171 @@ def test_webcam_is_stylized_live_with_the_fast_network(open_page, server):
     assert page.evaluate("document.getElementById('camera').srcObject") is None
 
 
+def write_y4m(path: Path, frames, fps: int = 30) -> Path:
+    """RGB frames ``(H, W, 3)`` uint8 as raw YUV 4:2:0, the .y4m that Chromium's fake camera plays."""
+    h, w, _ = frames[0].shape
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+            v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+            f.write(b"FRAME\n")
+            half = [plane.reshape(h // 2, 2, w // 2, 2).mean((1, 3)) for plane in (u, v)]
+            for plane in (y, *half):
+                f.write(np.clip(np.round(plane), 0, 255).astype(np.uint8).tobytes())
+    return path
+
+
+def still_with_noise(n=30, size=(320, 240), sigma=4.0, seed=3):
+    """One picture, each frame with fresh sensor-like noise: nothing in the scene changes."""
+    rng = np.random.default_rng(seed)
+    picture = np.asarray(seeded_image(size, seed), np.float64)
+    return [np.clip(picture + rng.normal(0, sigma, picture.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+
+
+SQUARE_ROWS = (96, 144)  # of 240: the band the moving square stays in
+
+
+def moving_square(n=60, size=(320, 240), step=4, seed=4):
+    """A black-and-white checked square moving right by ``step`` pixels a frame over a still picture."""
+    rng = np.random.default_rng(seed)
+    picture = np.asarray(seeded_image(size, seed), np.float64)
+    top, bottom = SQUARE_ROWS
+    side = bottom - top
+    yy, xx = np.mgrid[0:side, 0:side]
+    checks = np.where((yy // 8 + xx // 8) % 2 == 0, 250.0, 5.0)[..., None]
+    frames = []
+    for i in range(n):
+        frame = picture + rng.normal(0, 2.0, picture.shape)
+        left = 16 + step * i
+        frame[top:bottom, left:left + side] = checks
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return frames
+
+
+# Records each frame the page shows: the #fps fields and the mean change (grey levels) from the
+# frame shown before, inside and outside a band of rows (fractions of the height).
+RECORD_SHOWN_FRAMES = """(band) => {
+    const fps = document.getElementById('fps'), img = document.getElementById('result');
+    const c = document.createElement('canvas'), ctx = c.getContext('2d', { willReadFrequently: true });
+    let previous = null;
+    window.shownFrames = [];
+    new MutationObserver(() => {
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        ctx.drawImage(img, 0, 0);
+        const px = ctx.getImageData(0, 0, c.width, c.height).data;
+        const record = { frame: +fps.dataset.frames, steady: fps.dataset.steady, kept: +fps.dataset.kept,
+                         size: [c.width, c.height], inside: null, outside: null };
+        if (previous && previous.length === px.length) {
+            const sum = [0, 0], count = [0, 0];
+            for (let p = 0; p < c.width * c.height; p++) {
+                const y = Math.floor(p / c.width) / c.height, at = y >= band[0] && y < band[1] ? 0 : 1;
+                for (let ch = 0; ch < 3; ch++) sum[at] += Math.abs(px[4 * p + ch] - previous[4 * p + ch]);
+                count[at] += 3;
+            }
+            record.inside = count[0] ? sum[0] / count[0] : null;
+            record.outside = sum[1] / count[1];
+        }
+        previous = px;
+        window.shownFrames.push(record);
+    }).observe(fps, { attributes: true, attributeFilter: ['data-frames'] });
+}"""
+
+
+def shown_frames(page, at_least: int) -> list[dict]:
+    page.wait_for_function(f"window.shownFrames.length >= {at_least}", timeout=120_000)
+    return page.evaluate("window.shownFrames")
+
+
+def sent_changes(server) -> list[float]:
+    """The mean change (grey levels) of each frame the page sent from the one it sent before."""
+    sent = [np.asarray(c["content"].convert("RGB"), np.float64) for c in server.calls.of("fast")]
+    return [float(np.abs(b - a).mean()) for a, b in zip(sent, sent[1:])]
+
+
+def pairs(records, steady: str) -> list[dict]:
+    """The frames shown right after a frame of the same mode (the change between them is the mode's own)."""
+    return [b for a, b in zip(records, records[1:]) if a["steady"] == b["steady"] == steady]
+
+
+def start_webcam(page):
+    page.click("#style-gallery .thumb[data-id=mosaic]")
+    page.wait_for_selector("#style-list .style-row")
+    page.select_option("#size", "256")
+    page.click("#webcam")
+
+
+def test_webcam_steady_holds_a_still_background_and_lets_a_new_look_through(filmed_by, open_page, server, tmp_path):
+    page = open_page(in_browser=filmed_by(write_y4m(tmp_path / "still.y4m", still_with_noise())))
+    steady = page.get_by_label("Steady background (less flicker)")
+    assert steady.is_checked() and steady.is_visible()  # on unless turned off
+    page.evaluate(RECORD_SHOWN_FRAMES, [0, 0])
+    start_webcam(page)
+    on = shown_frames(page, 6)
+    assert on[0]["size"] == [256, 192] and on[0]["kept"] == 0  # the first frame has nothing to keep
+    held = pairs(on, "on")
+    assert len(held) >= 4
+    assert min(r["kept"] for r in held) > 0.95, held  # the noise is not taken for a change
+    change_on = max(r["outside"] for r in held)
+    sent_on = sent_changes(server)
+
+    steady.uncheck()
+    count = len(on)
+    records = shown_frames(page, count + 6)
+    free = pairs(records[count:], "off")
+    assert len(free) >= 4 and all(r["kept"] == 0 for r in free)
+    sent_off = sent_changes(server)[-5:]
+    change_off = float(np.mean([r["outside"] for r in free]))
+    print(f"still picture: kept {min(r['kept'] for r in held):.4f}; mean change of the shown frames "
+          f"{change_on:.3f} grey levels with Steady, {change_off:.3f} without; of the sent frames "
+          f"{max(sent_on):.3f} with, {np.median(sent_off):.3f} without")
+    # what was sent: the first frame again, its noise not taken for a change; without, each frame as filmed
+    # (the median: two grabs now and then fall on the same frame of the file)
+    assert max(sent_on) < 0.1 < 1 < np.median(sent_off), (sent_on, sent_off)
+    assert change_on < 0.05 and change_off > 0.3 and change_on < 0.1 * change_off, (change_on, change_off)
+
+    # back on, then a new look: the still background must take it instead of holding the old one
+    steady.check()
+    count = len(records)
+    records = shown_frames(page, count + 3)
+    assert pairs(records[count:], "on")[-1]["kept"] > 0.95
+    count = len(records)
+    page.evaluate("""(a => { a.value = '0.2'; a.dispatchEvent(new Event('input'));
+                             a.dispatchEvent(new Event('change')); })(document.getElementById('alpha'))""")
+    records = shown_frames(page, count + 4)
+    after = records[count:]
+    assert any(r["kept"] == 0 for r in after), after  # started over for the new look
+    assert max(r["outside"] for r in after) > 5, after  # and it shows
+    assert after[-1]["kept"] > 0.95 and after[-1]["outside"] < 0.05, after  # then holds still again
+
+    # a restarted webcam starts over too
+    page.click("#webcam")
+    page.wait_for_function("document.getElementById('webcam').textContent === 'Webcam'")
+    count = len(page.evaluate("window.shownFrames"))
+    page.click("#webcam")
+    assert shown_frames(page, count + 1)[count]["kept"] == 0
+
+
+def test_webcam_steady_lets_a_moving_square_through(filmed_by, open_page, tmp_path):
+    page = open_page(in_browser=filmed_by(write_y4m(tmp_path / "square.y4m", moving_square())))
+    margin = 24 / 192  # the stabiliser's neighbourhood, the scaling and the JPEG blocks around the square
+    band = [SQUARE_ROWS[0] / 240 - margin, SQUARE_ROWS[1] / 240 + margin]
+    page.evaluate(RECORD_SHOWN_FRAMES, band)
+    start_webcam(page)
+    held = pairs(shown_frames(page, 8), "on")
+    listed = {key: ", ".join(f"{r[key]:.3f}" for r in held) for key in ("kept", "inside", "outside")}
+    print(f"moving square: kept {listed['kept']}; change of the shown frames inside the square's band "
+          f"{listed['inside']}, outside {listed['outside']}")
+    # the background stays as it was shown, all of it
+    assert max(r["outside"] for r in held) < 0.05, held
+    # where the square went, the new stylized frame is shown: not kept
+    moved = [r for r in held if r["kept"] < 0.99]
+    assert len(moved) >= len(held) // 2 and all(r["inside"] > 2 for r in moved), held
+    assert all(r["kept"] > 0.6 for r in moved), held  # and only there
+
+
 def test_docs_render_with_the_network_blocked(open_page, server):
     page = open_page()
     blocked = []
@@ -434,8 +627,8 @@ def test_phone_shows_the_result_after_stylize_with_the_sliders_in_reach(open_pag
     page.tap("#stylize")
     page.wait_for_function(DONE)
     assert inside_viewport(rect(page, "#result"), PHONE), rect(page, "#result")
-    # every slider can be reached while the result stays in view
-    for slider in ("#alpha", "#stroke", "#crop"):
+    # every slider, and the webcam's Steady toggle, can be reached while the result stays in view
+    for slider in ("#alpha", "#stroke", "#crop", "#steady"):
         page.locator(slider).scroll_into_view_if_needed()
         assert inside_viewport(rect(page, slider), PHONE) and inside_viewport(rect(page, "#result"), PHONE)
         on_top = "e => (r => document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === e)" \

@@ -369,7 +369,7 @@ def test_javascript_port_matches_the_python_functions(moving, tmp_path):
         "const s = t.stabiliseInput(a.content, a.reference, a.w, a.h, cfg);\n"
         "const shown = t.stabiliseOutput(a.output, a.previous, s.keep, a.w, a.h, cfg);\n"
         "process.stdout.write(JSON.stringify({input: Array.from(s.input), keep: Array.from(s.keep), "
-        "shown: Array.from(shown)}));\n"
+        "shown: Array.from(shown), moving: t.cameraMoving(s.keep, cfg)}));\n"
     )
     payload = {"w": w, "h": h, "content": rgba(content), "reference": rgba(reference), "output": rgba(output),
                "previous": rgba(previous), "cfg": {"strength": 0.7, "input_strength": 0.9}}
@@ -385,4 +385,4 @@ def test_javascript_port_matches_the_python_functions(moving, tmp_path):
     assert torch.allclose(torch.tensor(js["keep"], dtype=torch.float64).reshape(1, h, w), keep.double(), atol=1e-5)
     assert torch.allclose(planes(js["input"]) / 255, x.double(), atol=1e-5)
     assert torch.allclose(planes(js["shown"]) / 255, shown.double(), atol=1e-5)
-    assert camera_moving(keep, cfg) == moving
+    assert camera_moving(keep, cfg) == moving == js["moving"]

@@ -1,6 +1,7 @@
 "use strict";
 // The browser page of `stylekit serve`: every picture goes to POST /v1/stylize;
-// nothing is computed here but previews of the user's own inputs.
+// nothing is computed here but previews of the user's own inputs and, for the
+// webcam, the temporal stabiliser's per-frame blends (temporal.js).
 
 const $ = (id) => document.getElementById(id);
 const STROKES = [0, 0.25, 0.35, 0.5, 0.7, 1, 1.4, 2, 2.8, 4]; // the stroke-size slider's positions; 0 = one pass
@@ -655,7 +656,7 @@ async function startWebcam() {
   const video = $("camera");
   video.srcObject = stream;
   await video.play();
-  const cam = { stream, running: true, frames: 0, times: [], controller: null };
+  const cam = { stream, running: true, frames: 0, times: [], controller: null, steady: null };
   state.webcam = cam;
   if (state.final.controller) state.final.controller.abort();
   $("webcam").textContent = "Stop webcam"; $("webcam").classList.add("on");
@@ -675,23 +676,86 @@ function stopWebcam() {
   updateButtons();
 }
 
+// The stylized look of a webcam frame: when it changes, the stabiliser starts over, or a
+// still background would go on showing the old look.
+function webcamLook(width, height) {
+  return JSON.stringify([width, height, $("alpha").value, strokeValue(), colours(), $("style-size").value,
+    state.styles.map((s) => [s.url, s.weight])]);
+}
+
+// The stabiliser's state for this frame (null with Steady off): what was last sent and
+// what was last shown, both width x height RGBA, from the current look only.
+function steadyFor(cam, look) {
+  if (!$("steady").checked) { cam.steady = null; return null; }
+  if (!cam.steady || cam.steady.look !== look) cam.steady = { look, reference: null, previousShown: null };
+  return cam.steady;
+}
+
+// The share of the frame shown from the previous shown frame (stabiliseOutput's rule).
+function keptShare(keep) {
+  if (cameraMoving(keep)) return 0;
+  let kept = 0;
+  for (let p = 0; p < keep.length; p++) if (keep[p] >= 0.5) kept += 1;
+  return kept / keep.length;
+}
+
+function canvasBlob(canvas, type, quality) {
+  return new Promise((resolve) => canvas.toBlob(resolve, type, quality));
+}
+
+async function pixelsOf(blob, ctx, width, height) {
+  const bitmap = await createImageBitmap(blob);
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  bitmap.close();
+  return ctx.getImageData(0, 0, width, height).data;
+}
+
 async function webcamLoop(cam) {
   const video = $("camera");
-  const canvas = document.createElement("canvas");
+  const canvas = document.createElement("canvas"), ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const out = document.createElement("canvas"), outCtx = out.getContext("2d", { willReadFrequently: true });
   while (cam.running) {
     if (!state.styles.length) { stopWebcam(); showError("pick a style first: the webcam is stylized with it"); return; }
     for (const s of state.styles) await smallStyle(s);
     const side = Math.min(+$("size").value || 512, 512);
     const k = side / Math.max(video.videoWidth, video.videoHeight);
-    canvas.width = Math.round(video.videoWidth * k); canvas.height = Math.round(video.videoHeight * k);
-    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-    const frame = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+    const w = Math.round(video.videoWidth * k), h = Math.round(video.videoHeight * k);
+    canvas.width = out.width = w; canvas.height = out.height = h;
+    ctx.drawImage(video, 0, 0, w, h);
+    // Steady: where the frame did not change, send what was sent last time (the camera's
+    // noise averaged away) and show what was shown last time (the network's flicker held back)
+    const steady = steadyFor(cam, webcamLook(w, h));
+    let keep = null;
+    if (steady) {
+      const pixels = ctx.getImageData(0, 0, w, h);
+      if (steady.reference) {
+        const s = stabiliseInput(pixels.data, steady.reference, w, h);
+        pixels.data.set(s.input);
+        ctx.putImageData(pixels, 0, 0);
+        keep = s.keep;
+      }
+      steady.reference = pixels.data;
+    }
+    const frame = await canvasBlob(canvas, "image/jpeg", 0.85);
     cam.controller = new AbortController();
+    let kept = 0;
     try {
       const fd = await formData("fast", { content: frame, smallStyles: true, size: 0, format: "jpeg" });
       const answer = await post(fd, cam.controller.signal);
       if (!cam.running) return;
-      await showResult(answer.blob, { kind: "webcam", method: "fast", seconds: answer.seconds });
+      let shown = answer.blob;
+      if (steady) {
+        const stylized = await pixelsOf(answer.blob, outCtx, w, h);
+        const held = keep && steady.previousShown;
+        const pixels = held ? new Uint8ClampedArray(stabiliseOutput(stylized, steady.previousShown, keep, w, h)) : stylized;
+        // encoded here on every frame, not only on blended ones, so that what is held looks as it did
+        outCtx.putImageData(new ImageData(pixels, w, h), 0, 0);
+        shown = await canvasBlob(out, "image/jpeg", 0.92);
+        steady.previousShown = pixels;
+        if (held) kept = keptShare(keep);
+      }
+      if (!cam.running) return;
+      await showResult(shown, { kind: "webcam", method: "fast", seconds: answer.seconds });
     } catch (e) {
       if (cam.running) { stopWebcam(); showError(e.message); }
       return;
@@ -702,9 +766,11 @@ async function webcamLoop(cam) {
     while (cam.times.length > 2 && now - cam.times[0] > 3000) cam.times.shift();
     const fps = cam.times.length > 1 ? (1000 * (cam.times.length - 1)) / (now - cam.times[0]) : 0;
     const fpsBox = $("fps");
-    fpsBox.dataset.frames = String(cam.frames);
+    fpsBox.dataset.steady = steady ? "on" : "off";
+    fpsBox.dataset.kept = kept.toFixed(4); // the share of this frame shown from the previous one
     fpsBox.dataset.fps = fps.toFixed(2);
-    fpsBox.textContent = fps ? fps.toFixed(1) + " fps \u00b7 " + canvas.width + "\u00d7" + canvas.height : "";
+    fpsBox.dataset.frames = String(cam.frames); // last: the frame's other fields are in place
+    fpsBox.textContent = fps ? fps.toFixed(1) + " fps \u00b7 " + w + "\u00d7" + h : "";
     setStatus("webcam \u00b7 fast network \u00b7 " + frames(cam.frames));
   }
 }

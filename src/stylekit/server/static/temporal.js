@@ -104,14 +104,20 @@ function stabiliseInput(content, reference, width, height, config = SMOOTH_DEFAU
   return { input, keep };
 }
 
+// Whether a quarter (movingCamera) or more of the frame changed: then nothing is held back.
+function cameraMoving(keep, config = SMOOTH_DEFAULTS) {
+  const c = { ...SMOOTH_DEFAULTS, ...config };
+  let changed = 0;
+  for (let p = 0; p < keep.length; p++) changed += 1 - keep[p];
+  return changed / keep.length >= c.movingCamera;
+}
+
 // What to show: the previous shown output where the frame did not change (keep >= 0.5), unless
-// a quarter or more of the frame changed (a moving camera).
+// the camera moved (cameraMoving).
 function stabiliseOutput(output, previous, keep, width, height, config = SMOOTH_DEFAULTS) {
   const c = { ...SMOOTH_DEFAULTS, ...config };
   const n = width * height;
-  let changed = 0;
-  for (let p = 0; p < n; p++) changed += 1 - keep[p];
-  const moving = changed / n >= c.movingCamera;
+  const moving = cameraMoving(keep, c);
   const shown = new Float32Array(n * 4);
   for (let p = 0; p < n; p++) {
     const w = moving || keep[p] < 0.5 ? 0 : c.strength;
@@ -121,4 +127,4 @@ function stabiliseOutput(output, previous, keep, width, height, config = SMOOTH_
   return shown;
 }
 
-if (typeof module !== "undefined") module.exports = { SMOOTH_DEFAULTS, unchanged, stabiliseInput, stabiliseOutput };
+if (typeof module !== "undefined") module.exports = { SMOOTH_DEFAULTS, unchanged, stabiliseInput, stabiliseOutput, cameraMoving };
