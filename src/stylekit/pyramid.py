@@ -17,8 +17,9 @@ picture (the style pattern keeps its size *relative to the picture*):
   * stroke_scale)`` (never enlarged): ``stroke_scale`` 2 makes the
   patterns twice as large relative to the picture.
 
-At 2048 px the levels below 512 px are the 512 px output's levels, and the
-levels above add only finer detail: the look is the same at every size.
+At 2048 px the levels up to 512 px are the 512 px output's levels (the photo's
+own edges mixed in from 512 px up, as in the 512 px output), and the levels
+above add only finer detail: the look is the same at every size.
 """
 
 from __future__ import annotations
@@ -107,9 +108,10 @@ def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content
     """Run ``stylize(image, level_index) -> stylized image`` over ``levels`` as
     the module docstring says. ``content`` is (N, 3, H, W) in [0, 1] at the
     last level's size. ``draft`` (optional) post-processes the coarsest
-    level's output (the palette step). At the finest level a share
-    ``detail`` of the detail band is the content's own luma detail, which
-    keeps the photo's edges sharp while the coarser bands carry the
+    level's output (the palette step). At the finest level, and at every
+    level where the style is used at its own size (``style_scale`` 1), a
+    share ``detail`` of the detail band is the content's own luma detail,
+    which keeps the photo's edges sharp while the coarser bands carry the
     painting's shapes. With one level this is ``stylize(content, 0)`` (then
     ``draft``)."""
     for name, value in (("content_mix", content_mix), ("detail", detail)):
@@ -126,7 +128,9 @@ def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content
         up = F.interpolate(out, size=level.size, mode="bilinear", align_corners=False)
         y = stylize(((1 - content_mix) * up + content_mix * c).clamp(0, 1), i)
         band = detail_band(y)
-        if i == len(levels) - 1 and detail > 0:
+        # the photo's detail joins every band at or above the reference scale, not only the finest: a
+        # larger output then holds, at the reference scale, what the reference-sized output holds there
+        if detail > 0 and (i == len(levels) - 1 or level.style_scale >= 1.0):
             band = (1 - detail) * band + detail * detail_band(luma(c))
         out = (up + band).clamp(0, 1)
     return out
