@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..devices import autocast, resolve_device, resolve_precision
 from ..encoder import VGGEncoder
 from ..errors import StylekitError
-from ..pipeline import Stylizer, pad_to_multiple
+from ..pipeline import Stylizer, equal_weights, pad_to_multiple
 from ..weights import load_encoder, resolve
 from .model import STYLE_LAYERS, FastNet, FastNetConfig, style_vector
 
@@ -103,8 +103,9 @@ class FastStylizer(Stylizer):
         return sizes + [(h // 4, w // 4), (h // 2, w // 2), (h, w)]
 
     @torch.inference_mode()
-    def transfer_prepared(self, content, prepared, weights, masks, alpha) -> torch.Tensor:
+    def transfer_prepared(self, content, prepared, weights=None, masks=None, alpha: float = 1.0) -> torch.Tensor:
         h, w = content.shape[-2:]
+        weights = equal_weights(weights, len(prepared))
         x = pad_to_multiple(content.to(self.device), FastNet.multiple)
         if masks is not None:
             masks = [pad_to_multiple(m.to(self.device), FastNet.multiple) for m in masks]
