@@ -12,9 +12,7 @@ picture (the style pattern keeps its size *relative to the picture*):
 * from that result it keeps only the detail band (the result minus its own
   2x-blurred copy) and adds it to the previous output, upsampled: each level
   adds the structure one octave finer, and the coarse structure laid down by
-  the coarser levels survives (a Laplacian pyramid of passes); the level
-  where the style reaches its own size (else the finest) repaints two
-  octaves, so thin strokes keep their contrast;
+  the coarser levels survives (a Laplacian pyramid of passes);
 * the style at level ``k`` is the style image scaled by ``side_k / (reference
   * stroke_scale)`` (never enlarged): ``stroke_scale`` 2 makes the
   patterns twice as large relative to the picture.
@@ -91,12 +89,11 @@ def scale_style(style: torch.Tensor, factor: float, min_side: int = MIN_STYLE_SI
     return resize_image(style, (max(1, round(h * factor)), max(1, round(w * factor))))
 
 
-def detail_band(x: torch.Tensor, octaves: int = 1) -> torch.Tensor:
-    """``x`` minus its copy averaged to ``2**octaves`` times lower resolution and
-    brought back up (bilinear): the finest ``octaves`` octaves of a (N, C, H, W) image."""
+def detail_band(x: torch.Tensor) -> torch.Tensor:
+    """``x`` minus its copy averaged to half resolution and brought back up
+    (bilinear): the finest octave of a (N, C, H, W) image."""
     h, w = x.shape[-2:]
-    k = 2**octaves
-    low = F.interpolate(x, size=(max(1, h // k), max(1, w // k)), mode="area")
+    low = F.interpolate(x, size=(max(1, h // 2), max(1, w // 2)), mode="area")
     return x - F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
 
 
@@ -111,19 +108,15 @@ def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content
     """Run ``stylize(image, level_index) -> stylized image`` over ``levels`` as
     the module docstring says. ``content`` is (N, 3, H, W) in [0, 1] at the
     last level's size. ``draft`` (optional) post-processes the coarsest
-    level's output (the palette step). The first level where the style is
-    used at its own size (``style_scale`` 1; else the finest) keeps two
-    octaves of its result, the others one. From that level up, a share
-    ``detail`` of the detail band is the content's own luma detail,
+    level's output (the palette step). At the finest level, and at every
+    level where the style is used at its own size (``style_scale`` 1), a
+    share ``detail`` of the detail band is the content's own luma detail,
     which keeps the photo's edges sharp while the coarser bands carry the
     painting's shapes. With one level this is ``stylize(content, 0)`` (then
     ``draft``)."""
     for name, value in (("content_mix", content_mix), ("detail", detail)):
         if not 0 <= value <= 1:
             raise StylekitError(f"{name} must be in [0, 1], got {value}")
-    # the level where the style reaches its own size (else the finest) repaints two octaves, so thin strokes
-    # keep their contrast (one octave turns a pen line into grey shading); levels above it add one octave each
-    top = next((i for i, lv in enumerate(levels) if lv.style_scale >= 1.0), len(levels) - 1)
     out = None
     for i, level in enumerate(levels):
         c = resize_image(content, level.size)
@@ -134,11 +127,10 @@ def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content
             continue
         up = F.interpolate(out, size=level.size, mode="bilinear", align_corners=False)
         y = stylize(((1 - content_mix) * up + content_mix * c).clamp(0, 1), i)
-        octaves = 2 if i == top else 1
-        band = detail_band(y, octaves)
-        # the photo's detail joins every band from that level up, not only the finest: a larger output
-        # then holds, at the reference scale, what the reference-sized output holds there
-        if detail > 0 and i >= top:
-            band = (1 - detail) * band + detail * detail_band(luma(c), octaves)
+        band = detail_band(y)
+        # the photo's detail joins every band at or above the reference scale, not only the finest: a
+        # larger output then holds, at the reference scale, what the reference-sized output holds there
+        if detail > 0 and (i == len(levels) - 1 or level.style_scale >= 1.0):
+            band = (1 - detail) * band + detail * detail_band(luma(c))
         out = (up + band).clamp(0, 1)
     return out

@@ -60,51 +60,38 @@ def test_coarse_to_fine_keeps_the_coarse_output_and_adds_the_finer_detail():
     coarse = 1 - small
     up = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear", align_corners=False)
     y = 1 - (0.75 * up + 0.25 * content)
-    # no level reaches the style's own size, so the finest repaints two octaves: y minus its 4x-blurred copy
-    low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(y, 4), size=(32, 32), mode="bilinear",
+    low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(y, 2), size=(32, 32), mode="bilinear",
                                           align_corners=False)
     assert calls == [(0, (16, 16)), (1, (32, 32))]
     assert torch.allclose(out, (up + y - low).clamp(0, 1), atol=1e-6)
 
 
 def test_photo_detail_joins_every_band_from_the_reference_scale_up():
-    """With a stylizer that returns flat grey, every band of the stylized images is
-    flat, so the output's detail is exactly the photo's luma detail wherever the
-    rule mixes it in: two octaves at the first level where the style reaches its
-    own size (else the finest), one octave at each level above."""
+    """With a stylizer that returns flat grey, every band is flat, so the output's
+    detail is exactly the photo's luma detail wherever the rule mixes it in."""
     g = torch.Generator().manual_seed(3)
     content = torch.rand(1, 3, 64, 64, generator=g)
 
     def grey(image, i):
         return torch.full_like(image, 0.5)
 
-    def luma_detail(x, octaves):
-        y = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-        low = torch.nn.functional.avg_pool2d(y, 2**octaves)
-        return y - torch.nn.functional.interpolate(low, size=y.shape[-2:], mode="bilinear", align_corners=False)
+    def luma_detail(x):
+        return detail_band(0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
 
     def run(levels):
         out = coarse_to_fine(grey, content, levels, content_mix=0.5, detail=0.25)
         return out - 0.5  # the flat grey of every level, removed
 
-    # the style at its own size from the 32 px level up: two octaves there, one at 64 px
+    # style at its own size from the 32 px level up: that level and the finest take the photo's detail
     reference = plan_levels(64, 64, coarsest=16, reference=32)
     assert [lv.style_scale for lv in reference] == [0.5, 1.0, 1.0]
-    small = torch.nn.functional.avg_pool2d(content, 2)
-    up = torch.nn.functional.interpolate(0.25 * luma_detail(small, 2), size=(64, 64), mode="bilinear",
-                                         align_corners=False)
-    assert torch.allclose(run(reference), up + 0.25 * luma_detail(content, 1), atol=1e-6)
-    # the style below its own size everywhere: only the finest level, with two octaves
+    small = torch.nn.functional.interpolate(content, size=(32, 32), mode="area")
+    up = torch.nn.functional.interpolate(0.25 * luma_detail(small), size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.allclose(run(reference), up + 0.25 * luma_detail(content), atol=1e-6)
+    # the style below its own size everywhere: only the finest level does
     finest_only = plan_levels(64, 64, coarsest=16, reference=256)
     assert max(lv.style_scale for lv in finest_only) < 1.0
-    assert torch.allclose(run(finest_only), 0.25 * luma_detail(content, 2), atol=1e-6)
-
-
-def test_detail_band_of_two_octaves_is_the_image_minus_its_4x_blur():
-    x = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(4))
-    low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 4), size=(16, 24), mode="bilinear",
-                                          align_corners=False)
-    assert torch.allclose(detail_band(x, 2), x - low, atol=1e-6)
+    assert torch.allclose(run(finest_only), 0.25 * luma_detail(content), atol=1e-6)
 
 
 def test_palette_transfer_takes_the_target_palette():
