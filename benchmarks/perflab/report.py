@@ -1,7 +1,13 @@
-"""The report: :func:`format_perf` writes the numbers of
-:func:`perflab.run.run_perf` as the text tables docs/performance.md quotes."""
+"""The reports: :func:`format_perf` writes the numbers of
+:func:`perflab.run.run_perf` as the text tables docs/performance.md quotes;
+:func:`save_report` writes any benchmark's figures as JSON."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stylekit.files import atomic_write
 
 from .flops import square_side
 
@@ -118,3 +124,12 @@ def format_perf(result: dict) -> str:
             t = g["training"]
             lines.append(f"GPU training: {t['steps_per_s']:.2f} steps/s (batch {t['batch']} x {t['crop']} px, {t['dtype']})")
     return "\n".join(lines)
+
+
+def save_report(path, result: dict, lines: list[str]) -> None:
+    """Print a benchmark's table and, with a ``path``, write its figures as
+    JSON (atomically), the table under ``"table"``."""
+    print("\n".join(lines))
+    if path:
+        result["table"] = lines
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))

@@ -91,43 +91,48 @@ def transfer_palette(source: torch.Tensor, target: torch.Tensor, iterations: int
     orthonormal basis and maps each rotated channel of ``source`` through its
     own quantile function onto ``target``'s (quantiles estimated from at most
     ``samples`` pixels of each image, piecewise linear between them); the
-    rotations are seeded, so the result is deterministic. Single images
-    (3, H, W) of any two sizes; the result is clamped to [0, 1]."""
+    rotations and samples are seeded, so the result is deterministic.
+    Single images (3, H, W) of any two sizes, or a batch (N, 3, H, W) with
+    targets (N, 3, h, w), image ``i`` taking target ``i``'s palette (each as
+    it would alone); computed in float32 on ``source``'s device; the result is
+    clamped to [0, 1]."""
     _check_rgb(source, "source")
     _check_rgb(target, "target")
-    if source.dim() != 3 or target.dim() != 3:
-        raise StylekitError("transfer_palette takes single images (3, H, W)")
-    gen = torch.Generator().manual_seed(seed)
-    x = source.reshape(3, -1).float().cpu()
-    y = target.reshape(3, -1).float().cpu()
-    xs = x[:, torch.randperm(x.shape[1], generator=gen)[:samples]]
-    ys = y[:, torch.randperm(y.shape[1], generator=gen)[:samples]]
+    if source.dim() != target.dim() or (source.dim() == 4 and source.shape[0] != target.shape[0]):
+        raise StylekitError("transfer_palette takes two single images (3, H, W), or batches (N, 3, H, W) of one N")
+    device, gen = source.device, torch.Generator().manual_seed(seed)
+    n = source.shape[0] if source.dim() == 4 else 1
+    x = source.reshape(n, 3, -1).float()
+    y = target.reshape(n, 3, -1).to(device, torch.float32)
+    xs = x[..., torch.randperm(x.shape[-1], generator=gen)[:samples].to(device)]
+    ys = y[..., torch.randperm(y.shape[-1], generator=gen)[:samples].to(device)]
     for _ in range(iterations):
-        basis = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))[0].float()
+        basis = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))[0].float().to(device)
         qx, qy = _quantiles(basis.T @ xs, quantiles), _quantiles(basis.T @ ys, quantiles)
-        rotated, rotated_s = basis.T @ x, basis.T @ xs
-        for d in range(3):
-            rotated[d] = _piecewise_linear(rotated[d], qx[d], qy[d])
-            rotated_s[d] = _piecewise_linear(rotated_s[d], qx[d], qy[d])
-        x, xs = basis @ rotated, basis @ rotated_s
-    return x.reshape(source.shape).to(source.dtype).to(source.device).clamp(0, 1)
+        x = basis @ _piecewise_linear(basis.T @ x, qx, qy)
+        xs = basis @ _piecewise_linear(basis.T @ xs, qx, qy)
+    return x.reshape(source.shape).to(source.dtype).clamp(0, 1)
 
 
 def _quantiles(rows: torch.Tensor, count: int) -> torch.Tensor:
     """``count`` evenly spaced quantiles (0 to 1, linear interpolation between
-    order statistics, as ``torch.quantile``) of each row; one sort per row."""
-    ordered = rows.sort(dim=1).values
-    pos = torch.linspace(0, rows.shape[1] - 1, count, dtype=torch.float64)
+    order statistics, as ``torch.quantile``) along the last dimension; one sort per row."""
+    ordered = rows.sort(dim=-1).values
+    pos = torch.linspace(0, rows.shape[-1] - 1, count, dtype=torch.float64)
     lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=rows.shape[1] - 1)
-    frac = (pos - lo).to(rows.dtype)
-    return ordered[:, lo] * (1 - frac) + ordered[:, hi] * frac
+    hi = (lo + 1).clamp(max=rows.shape[-1] - 1)
+    frac = (pos - lo).to(rows.dtype).to(rows.device)
+    lo, hi = lo.to(rows.device), hi.to(rows.device)
+    return ordered[..., lo] * (1 - frac) + ordered[..., hi] * frac
 
 
 def _piecewise_linear(values: torch.Tensor, knots_x: torch.Tensor, knots_y: torch.Tensor) -> torch.Tensor:
-    """The piecewise-linear map through (knots_x, knots_y) (knots_x ascending),
-    extended by the end segments' values outside the knots (clamped)."""
-    idx = torch.searchsorted(knots_x, values.contiguous()).clamp(1, len(knots_x) - 1)
-    lo, hi = knots_x[idx - 1], knots_x[idx]
+    """Each row of ``values`` (..., P) through the piecewise-linear map of its
+    row of knots (..., K) (knots_x ascending), extended by the end segments'
+    values outside the knots (clamped)."""
+    knots_x, knots_y = knots_x.contiguous(), knots_y.contiguous()
+    idx = torch.searchsorted(knots_x, values.contiguous()).clamp(1, knots_x.shape[-1] - 1)
+    lo, hi = knots_x.gather(-1, idx - 1), knots_x.gather(-1, idx)
+    y_lo, y_hi = knots_y.gather(-1, idx - 1), knots_y.gather(-1, idx)
     t = ((values - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-    return knots_y[idx - 1] + t * (knots_y[idx] - knots_y[idx - 1])
+    return y_lo + t * (y_hi - y_lo)

@@ -116,6 +116,21 @@ def mean_std_fast(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, tor
     return mean.view(n, c, 1, 1), torch.sqrt(var + eps).view(n, c, 1, 1)
 
 
+def mean_std_one_read(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mean_std_fast` for inference: (N, C, 1, 1) mean and
+    ``sqrt(biased var + eps)`` from two reductions of ``x`` and no temporary
+    map, with ``var = mean(x^2) - mean^2`` (the sum of squares as a norm),
+    accumulated in float32 at least. On a channels_last map of few channels it
+    is several times faster than subtracting the mean first. The cancellation
+    costs float32 precision of order ``1e-7 * mean^2``, far below ``eps`` for
+    activations of order one; not for gradients (a norm's gradient at zero is
+    undefined)."""
+    n, dtype = x.shape[-2] * x.shape[-1], torch.promote_types(x.dtype, torch.float32)
+    mean = x.mean(dim=(2, 3), keepdim=True, dtype=dtype)
+    square = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=dtype).square_() / n
+    return mean, torch.sqrt((square - mean.square()).clamp_min_(0) + eps)
+
+
 _TUNED = False
 
 

@@ -301,32 +301,48 @@ class Stylizer:
         weights = equal_weights(weights, len(styles))
         return self.transfer_prepared(content, [self.prepare_style(s) for s in styles], weights, masks, alpha)
 
-    def transfer_coarse_to_fine(self, content, styles, weights=None, masks=None, alpha: float = 1.0,
+    def transfer_coarse_to_fine(self, content, styles, weights=None, masks=None, alpha=1.0,
                                 stroke_scale: float = 1.0, palette: bool = True) -> torch.Tensor:
         """:meth:`transfer` run over the pyramid of :func:`stylekit.pyramid.plan_levels`
         (the styles scaled like the picture at each level, the masks resized);
         with ``palette`` the coarsest output takes the styles' palette first
         (:func:`stylekit.color.transfer_palette`; for a blend, the styles' pixels
         in proportion to their weights; with masks, each region its own
-        style's), in proportion to ``alpha``. Tensors as :meth:`transfer`."""
+        style's), in proportion to ``alpha``. Tensors as :meth:`transfer`, or a
+        batch of pairs: content (N, 3, H, W) with styles (N, 3, h, w) stylizes
+        content ``i`` with style ``i``, and ``alpha`` may then be an
+        (N, 1, 1, 1) tensor (a training teacher's batch in one pass)."""
         weights = equal_weights(weights, len(styles))
         levels = pyramid.plan_levels(*content.shape[-2:], stroke_scale)
-        prepared = [[self.prepare_style(pyramid.scale_style(s, level.style_scale)) for s in styles] for level in levels]
+        scaled = [[pyramid.scale_style(s, level.style_scale) for s in styles] for level in levels]
+        prepared = [[self.prepare_style(s) for s in level_styles] for level_styles in scaled]
+
+        def style_contrast(i: int) -> torch.Tensor:
+            """The styles' detail contrast at level ``i`` (weighted like the styles), in proportion to ``alpha``."""
+            return alpha * sum(w * pyramid.detail_band(s.float()).std(dim=(2, 3), keepdim=True, correction=0)
+                               for w, s in zip(weights, scaled[i]))
 
         def run(image: torch.Tensor, i: int) -> torch.Tensor:
             level_masks = None if masks is None else [pyramid.resize_image(m, levels[i].size) for m in masks]
             return self.transfer_prepared(image, prepared[i], weights, level_masks, alpha).float()
 
-        def draft(image: torch.Tensor) -> torch.Tensor:
+        def matched_palette(x: torch.Tensor, pair: list[torch.Tensor]) -> torch.Tensor:
+            """Image ``x`` (3, H, W) with the palette of its styles ``pair`` [(1, 3, h, w)]."""
             if masks is None:
-                matched = color.transfer_palette(image[0], _blend_pixels(styles, weights))[None]
-            else:
-                level_masks = [pyramid.resize_image(m, image.shape[-2:]) for m in masks]
-                total = sum(level_masks).clamp_min(1e-6)
-                matched = sum(m / total * color.transfer_palette(image[0], s[0])[None] for m, s in zip(level_masks, styles))
-            return image + alpha * (matched.to(image.device) - image)
+                return color.transfer_palette(x, _blend_pixels(pair, weights))
+            level_masks = [pyramid.resize_image(m, x.shape[-2:])[0] for m in masks]
+            total = sum(level_masks).clamp_min(1e-6)
+            return sum(m / total * color.transfer_palette(x, s[0]) for m, s in zip(level_masks, pair))
 
-        return pyramid.coarse_to_fine(run, content, levels, draft=draft if palette else None)
+        def draft(image: torch.Tensor) -> torch.Tensor:
+            if masks is None and len(styles) == 1 and len(styles[0]) == len(image):  # a style per image: one batched call
+                matched = color.transfer_palette(image, styles[0])
+            else:
+                matched = torch.stack([matched_palette(x, [s[i : i + 1] if len(s) > 1 else s for s in styles])
+                                       for i, x in enumerate(image)])
+            return image + alpha * (matched - image)
+
+        return pyramid.coarse_to_fine(run, content, levels, draft=draft if palette else None, style_contrast=style_contrast)
 
     def stylize(
         self,

@@ -10,7 +10,9 @@ picture (the style pattern keeps its size *relative to the picture*):
 * level ``k`` stylizes the previous level's output, upsampled, blended with
   the content at that resolution (``content_mix``);
 * from that result it keeps only the detail band (the result minus its own
-  2x-blurred copy) and adds it to the previous output, upsampled: each level
+  2x-blurred copy), raised to the style's own detail contrast at that scale
+  where it is weaker (thin strokes keep their contrast through the blend
+  with the content), and adds it to the previous output, upsampled: each level
   adds the structure one octave finer, and the coarse structure laid down by
   the coarser levels survives (a Laplacian pyramid of passes);
 * the style at level ``k`` is the style image scaled by ``side_k / (reference
@@ -42,7 +44,9 @@ MIN_STYLE_SIDE = 64
 #: Share of the content blended into each finer level's input (keeps the photo recognisable).
 CONTENT_MIX = 0.5
 #: Share of the finest detail band taken from the content's luma.
-DETAIL = 0.4
+DETAIL = 0.5
+#: The most a level's stylized detail band is raised toward the style's own detail contrast.
+BAND_GAIN_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,14 @@ def detail_band(x: torch.Tensor) -> torch.Tensor:
     return x - F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def band_gain(band: torch.Tensor, target_std: torch.Tensor, max_gain: float = BAND_GAIN_MAX) -> torch.Tensor:
+    """(N, C, 1, 1) factors that bring each channel's standard deviation of
+    ``band`` (N, C, H, W) up to ``target_std`` (N or 1, C, 1, 1): never below 1
+    (a band is never flattened), at most ``max_gain``."""
+    have = band.std(dim=(2, 3), keepdim=True, correction=0).clamp_min(1e-6)
+    return (target_std / have).clamp(1.0, max_gain)
+
+
 def luma(x: torch.Tensor) -> torch.Tensor:
     """(N, 1, H, W) BT.601 luma of (N, 3, H, W) RGB."""
     return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
@@ -104,7 +116,8 @@ def luma(x: torch.Tensor) -> torch.Tensor:
 
 def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content: torch.Tensor,
                    levels: list[Level], *, content_mix: float = CONTENT_MIX, detail: float = DETAIL,
-                   draft: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                   draft: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   style_contrast: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
     """Run ``stylize(image, level_index) -> stylized image`` over ``levels`` as
     the module docstring says. ``content`` is (N, 3, H, W) in [0, 1] at the
     last level's size. ``draft`` (optional) post-processes the coarsest
@@ -112,7 +125,12 @@ def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content
     level where the style is used at its own size (``style_scale`` 1), a
     share ``detail`` of the detail band is the content's own luma detail,
     which keeps the photo's edges sharp while the coarser bands carry the
-    painting's shapes. With one level this is ``stylize(content, 0)`` (then
+    painting's shapes. ``style_contrast(i)`` (optional) is the standard
+    deviation per channel (N or 1, C, 1, 1) of the style's own detail band at
+    level ``i``'s scale: a stylized band weaker than that is raised to it
+    (:func:`band_gain`), because the level's input is half content and a
+    style's thin strokes (a pen drawing's lines) would otherwise come out as
+    grey shading. With one level this is ``stylize(content, 0)`` (then
     ``draft``)."""
     for name, value in (("content_mix", content_mix), ("detail", detail)):
         if not 0 <= value <= 1:
@@ -128,6 +146,8 @@ def coarse_to_fine(stylize: Callable[[torch.Tensor, int], torch.Tensor], content
         up = F.interpolate(out, size=level.size, mode="bilinear", align_corners=False)
         y = stylize(((1 - content_mix) * up + content_mix * c).clamp(0, 1), i)
         band = detail_band(y)
+        if style_contrast is not None:
+            band = band * band_gain(band, style_contrast(i))
         # the photo's detail joins every band at or above the reference scale, not only the finest: a
         # larger output then holds, at the reference scale, what the reference-sized output holds there
         if detail > 0 and (i == len(levels) - 1 or level.style_scale >= 1.0):

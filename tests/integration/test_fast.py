@@ -177,8 +177,10 @@ def test_train_fast_resumes_bit_for_bit(tiny_data, tmp_path):
     assert [r.split(",")[3:6] for r in rows[1:]] == [r.split(",")[3:6] for r in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]
 
 
-def test_fast_loss_terms(tiny_data):
-    """The distillation loss is the L1 distance to the teacher's output; the feature term the relu3_1 MSE."""
+@pytest.mark.parametrize("style_size", [128, 32])
+def test_fast_loss_terms(tiny_data, style_size):
+    """The distillation loss is the L1 distance to the teacher's output; the feature term the relu3_1 MSE;
+    the student sees the style's statistics at ``style_size`` px (at most the crop)."""
     import torch.nn.functional as F
 
     from stylekit.fast.train import FastTrainConfig, FastTrainTask
@@ -187,8 +189,9 @@ def test_fast_loss_terms(tiny_data):
     content, style = tiny_data
     cfg = FastTrainConfig(content=str(content), style=str(style), batch_size=2, widths="4,8,8,16", blocks=1, hidden=8, feature_scale=2, device="cpu",
                           precision="fp32", distill_weight=2.0, feature_weight=0.5, crop=64, content_resize=64,
-                          style_resize=64)
+                          style_resize=64, style_size=style_size)
     task = FastTrainTask(cfg, warn=lambda m: None)
+    assert task.student.module.cfg.style_size == min(style_size, 64)
     g = torch.Generator().manual_seed(4)
     c, s, a = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g), torch.tensor([1.0, 0.4])
     total, parts = task.losses(c, s, a)
@@ -196,7 +199,9 @@ def test_fast_loss_terms(tiny_data):
         # a 64 px picture is one level of the pyramid: adain in one pass, then the palette step
         target = torch.stack([task.teacher.stylize(ci, si, alpha=float(ai), size=0, style_size=0, stroke_scale=0.25)
                               for ci, si, ai in zip(c, s, a)])
-        out = task.student.module(c, style_vector(task.encoder(s, ("relu1_1", "relu2_1", "relu3_1"))), a)
+        side = min(style_size, 64)
+        small = s.reshape(2, 3, side, 64 // side, side, 64 // side).mean(dim=(3, 5))  # area averaging by hand
+        out = task.student.module(c, style_vector(task.encoder(small, ("relu1_1", "relu2_1", "relu3_1"))), a)
         l1 = F.l1_loss(out, target)
         feat = F.mse_loss(task.encoder.encode(downsample(out, 2)), task.encoder.encode(downsample(target, 2)))
     assert parts["distill"].item() == pytest.approx(l1.item(), rel=1e-4)

@@ -89,6 +89,26 @@ def test_mean_std_fast_matches_mean_std(layout):
     assert torch.allclose(m1, m2, rtol=0, atol=1e-12) and torch.allclose(s1, s2, rtol=0, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_mean_std_one_read_matches_the_two_pass_statistics(layout, dtype):
+    g = torch.Generator().manual_seed(5)
+    x64 = torch.rand(2, 16, 40, 36, generator=g, dtype=torch.float64) * 3 + 0.5
+    x = x64.to(dtype)
+    if layout == "channels_last":
+        x = _cl(x)
+    mean, std = ops.mean_std_one_read(x, eps=1e-5)
+    ref = x.double()  # the values as stored, in float64
+    ref_mean = ref.mean(dim=(2, 3), keepdim=True)
+    ref_std = torch.sqrt(((ref - ref_mean) ** 2).mean(dim=(2, 3), keepdim=True) + 1e-5)
+    assert mean.dtype == std.dtype == torch.float32 and mean.shape == (2, 16, 1, 1)
+    rtol = 1e-5 if dtype == torch.float32 else 1e-3  # bf16 maps reduce in float32 blocks of their own order
+    assert torch.allclose(mean.double(), ref_mean, rtol=rtol, atol=0) and torch.allclose(std.double(), ref_std, rtol=rtol)
+    # a constant channel: the variance is eps alone, never negative
+    _, flat = ops.mean_std_one_read(torch.full((1, 2, 8, 8), 0.7, dtype=dtype), eps=1e-5)
+    assert torch.allclose(flat, torch.full_like(flat, 1e-5**0.5), rtol=1e-2)
+
 def test_conv2d_relu_is_conv_then_relu():
     g = torch.Generator().manual_seed(4)
     x = _cl(torch.randn(1, 8, 10, 9, generator=g))

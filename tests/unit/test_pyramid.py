@@ -9,7 +9,7 @@ from stylekit.color import transfer_palette
 from stylekit.errors import StylekitError
 from stylekit.measures import colour_distance
 from stylekit.pipeline import Stylizer
-from stylekit.pyramid import coarse_to_fine, detail_band, plan_levels
+from stylekit.pyramid import band_gain, coarse_to_fine, detail_band, plan_levels
 
 
 def test_levels_for_a_512_picture():
@@ -66,6 +66,31 @@ def test_coarse_to_fine_keeps_the_coarse_output_and_adds_the_finer_detail():
     assert torch.allclose(out, (up + y - low).clamp(0, 1), atol=1e-6)
 
 
+
+def test_band_gain_raises_a_weak_band_to_the_target_and_never_flattens_one():
+    # a +-a checkerboard has mean 0 and standard deviation exactly a
+    board = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1
+    band = torch.stack([0.1 * board, 0.4 * board, 0.01 * board])[None]
+    target = torch.tensor([0.2, 0.2, 0.2]).view(1, 3, 1, 1)
+    gain = band_gain(band, target, max_gain=3.0)
+    assert torch.allclose(gain.flatten(), torch.tensor([2.0, 1.0, 3.0]))  # raised, kept, capped
+
+
+def test_a_weaker_level_band_is_raised_to_the_style_contrast():
+    """The two-level composition by hand, the finer band multiplied by its gain."""
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(1, 3, 32, 32, generator=g) * 0.5 + 0.25
+    levels = plan_levels(32, 32, coarsest=16)
+    target = torch.tensor([0.05, 0.5, 0.0]).view(1, 3, 1, 1)
+    out = coarse_to_fine(lambda image, i: image, content, levels, content_mix=0.5, detail=0.0,
+                         style_contrast=lambda i: target)
+    up = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(content, 2), size=(32, 32), mode="bilinear",
+                                         align_corners=False)
+    band = detail_band(0.5 * up + 0.5 * content)
+    gain = (target / band.std(dim=(2, 3), keepdim=True, correction=0)).clamp(1.0, 2.0)
+    assert gain.flatten()[1] == 2.0 and gain.flatten()[2] == 1.0
+    assert torch.allclose(out, (up + gain * band).clamp(0, 1), atol=1e-6)
+
 def test_photo_detail_joins_every_band_from_the_reference_scale_up():
     """With a stylizer that returns flat grey, every band is flat, so the output's
     detail is exactly the photo's luma detail wherever the rule mixes it in."""
@@ -114,6 +139,18 @@ def test_palette_transfer_is_a_map_of_colours_not_of_positions():
     assert torch.allclose(out.reshape(3, -1)[:, order], out_shuffled.reshape(3, -1), atol=1e-6)
 
 
+def test_palette_transfer_of_a_batch_is_each_image_alone():
+    g = torch.Generator().manual_seed(5)
+    source, target = torch.rand(3, 3, 40, 30, generator=g), torch.rand(3, 3, 50, 50, generator=g) ** 2
+    batch = transfer_palette(source, target)
+    for i in range(3):
+        assert torch.equal(batch[i], transfer_palette(source[i], target[i]))
+    with pytest.raises(StylekitError, match="batches"):
+        transfer_palette(source, target[:2])
+    with pytest.raises(StylekitError, match="batches"):
+        transfer_palette(source, target[0])
+
+
 class Recorder(Stylizer):
     """A stylizer that returns its content and records what each pass is given."""
 
@@ -159,3 +196,44 @@ def test_stroke_scale_zero_is_one_pass_and_masks_follow_the_levels():
 def test_stylize_rejects_a_bad_stroke_scale(bad):
     with pytest.raises(StylekitError, match="stroke scale"):
         Recorder().stylize(torch.rand(3, 32, 32), torch.rand(3, 32, 32), size=0, style_size=0, stroke_scale=bad)
+
+
+class MeanColour(Stylizer):
+    """A stylizer that moves the content towards its style's mean colour by ``alpha``."""
+
+    method = "mean-colour"
+    device = torch.device("cpu")
+
+    def prepare_style(self, style):
+        return style.mean(dim=(2, 3), keepdim=True)
+
+    def transfer_prepared(self, content, prepared, weights, masks, alpha):
+        return content + alpha * (sum(w * p for w, p in zip(weights, prepared)) - content)
+
+
+def test_a_batch_of_pairs_stylizes_each_content_with_its_own_style_and_alpha():
+    model, g = MeanColour(), torch.Generator().manual_seed(3)
+    content, style = torch.rand(3, 3, 256, 256, generator=g), torch.rand(3, 3, 96, 96, generator=g) ** 3
+    alpha = torch.tensor([1.0, 0.25, 0.6])
+    batch = model.transfer_coarse_to_fine(content, [style], alpha=alpha.view(-1, 1, 1, 1), stroke_scale=0.5)
+    for i in range(3):
+        pair = model.transfer_coarse_to_fine(content[i : i + 1], [style[i : i + 1]], alpha=float(alpha[i]), stroke_scale=0.5)
+        assert torch.allclose(batch[i : i + 1], pair, atol=1e-6)
+    # one style for the whole batch is each content with that style
+    shared = model.transfer_coarse_to_fine(content, [style[:1]], stroke_scale=0.5)
+    assert torch.allclose(shared[2:], model.transfer_coarse_to_fine(content[2:], [style[:1]], stroke_scale=0.5), atol=1e-6)
+
+
+def test_the_style_contrast_follows_alpha():
+    """At alpha 0 the stylizer keeps the content, and so does every band: no contrast is added from the style."""
+    model, g = MeanColour(), torch.Generator().manual_seed(6)
+    content = torch.rand(1, 3, 256, 256, generator=g) * 0.5 + 0.25
+    board = ((torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2).float().expand(1, 3, 128, 128)
+    levels = plan_levels(256, 256, 0.5)
+    assert len(levels) == 2
+    kept = model.transfer_coarse_to_fine(content, [board], alpha=0.0, stroke_scale=0.5)
+    assert torch.allclose(kept, coarse_to_fine(lambda image, i: image, content, levels), atol=1e-6)
+    styled = model.transfer_coarse_to_fine(content, [board], alpha=0.5, stroke_scale=0.5, palette=False)
+    plain = coarse_to_fine(lambda image, i: model.transfer_prepared(image, [model.prepare_style(board)], [1.0], None, 0.5),
+                           content, levels)
+    assert detail_band(styled).std() > detail_band(plain).std()  # the board's contrast raised the finer band

@@ -132,7 +132,7 @@ class AdaINTrainTask(DecoderTrainTask):
         small = pyramid.resize_image(content, coarse_hw)
         draft, _ = self._decode_level(small, pyramid.resize_image(style, (style.shape[-2] // 2, style.shape[-1] // 2)))
         with torch.no_grad():
-            matched = torch.stack([transfer_palette(d.float().clamp(0, 1), s.float()) for d, s in zip(draft, style)])
+            matched = transfer_palette(draft.float().clamp(0, 1), style.float())
         draft = draft + (matched.to(draft.dtype) - draft).detach()
         up = F.interpolate(draft, size=(h, w), mode="bilinear", align_corners=False)
         mix = pyramid.CONTENT_MIX

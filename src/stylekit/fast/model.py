@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import StylekitError
-from ..ops import mean_std_fast
+from ..ops import mean_std_fast, mean_std_one_read
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 STYLE_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256}
@@ -81,6 +81,16 @@ def style_vector(features: dict[str, torch.Tensor], eps: float = 1e-5) -> torch.
     return torch.cat(parts, dim=1)
 
 
+def fit_style(style: torch.Tensor, side: int) -> torch.Tensor:
+    """A (N, 3, h, w) style image reduced (area averaging) to at most ``side`` px
+    on its longer side: the size its statistics are taken at, in training and at inference."""
+    h, w = style.shape[-2:]
+    if max(h, w) <= side:
+        return style
+    scale = side / max(h, w)
+    return F.interpolate(style, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
+
+
 class ModulationHead(nn.Module):
     """Style vector and alpha -> one (scale, shift) pair per modulated channel.
 
@@ -113,9 +123,14 @@ def modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: flo
     ``* scale + shift``, as one multiply-add over ``x``: ``x * a + b`` with
     ``a = scale / std``, ``b = shift - mean * a``. ``scale`` / ``shift`` are
     (N, C, 1, 1) or per-position (N, C, H, W) maps."""
-    mean, std = mean_std_fast(x.float(), eps)
+    if torch.is_grad_enabled() and x.requires_grad:
+        mean, std = mean_std_fast(x.float(), eps)
+        a = scale / std
+        return torch.addcmul(shift - mean * a, x.float(), a).to(x.dtype)
+    # inference: the statistics without a temporary full-size map, the multiply-add in x's own dtype
+    mean, std = mean_std_one_read(x, eps)
     a = scale / std
-    return torch.addcmul(shift - mean * a, x.float(), a).to(x.dtype)
+    return torch.addcmul((shift - mean * a).to(x.dtype), x, a.to(x.dtype))
 
 
 class SeparableConv(nn.Module):

@@ -19,7 +19,7 @@ from ..encoder import VGGEncoder
 from ..errors import StylekitError
 from ..pipeline import Stylizer, equal_weights, pad_to_multiple
 from ..weights import load_encoder, resolve
-from .model import STYLE_LAYERS, FastNet, FastNetConfig, style_vector
+from .model import STYLE_LAYERS, FastNet, FastNetConfig, fit_style, style_vector
 
 DEFAULT_WEIGHTS = "fast-relu3_1"
 
@@ -72,11 +72,7 @@ class FastStylizer(Stylizer):
     @torch.inference_mode()
     def prepare_style(self, style: torch.Tensor) -> torch.Tensor:
         """The style's statistics vector (1, style_dim), from the style at ``style_size`` px (longer side)."""
-        side = self.net.cfg.style_size
-        h, w = style.shape[-2:]
-        if max(h, w) > side:
-            scale = side / max(h, w)
-            style = F.interpolate(style, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
+        style = fit_style(style, self.net.cfg.style_size)
         with autocast(self.device, self.dtype):
             feats = self.encoder(style.to(self.device), STYLE_LAYERS)
         return style_vector(feats)

@@ -41,7 +41,7 @@ from ..training.data import content_style_crops
 from ..training.loop import inverse_decay
 from ..training.trainable import Trainable
 from ..weights import load_encoder, resolve
-from .model import STYLE_LAYERS, FastNet, FastNetConfig, count_parameters, style_vector
+from .model import STYLE_LAYERS, FastNet, FastNetConfig, count_parameters, fit_style, style_vector
 
 KIND = "fast"
 
@@ -53,6 +53,8 @@ class FastTrainConfig:
     content_resize: int = field(default=320, metadata={"help": "shorter side content images are resized to before cropping"})
     style_resize: int = field(default=256, metadata={"help": "shorter side style images are resized to before cropping"})
     crop: int = field(default=256, metadata={"help": "random square crop of both (a multiple of 8)"})
+    style_size: int = field(default=128, metadata={"help": "longer side the student takes a style's statistics at, at most "
+                                                           "--crop (the style encoding's cost at inference grows with its square)"})
     batch_size: int = field(default=4, metadata={"help": "pairs per step (the global batch under torchrun)"})
     widths: str = field(default="16,32,64,128", metadata={"help": "channels at full, 1/2, 1/4 and 1/8 resolution"})
     blocks: int = field(default=6, metadata={"help": "modulated residual blocks at 1/8 resolution"})
@@ -80,6 +82,8 @@ class FastTrainConfig:
                 raise StylekitError(f"--{name.replace('_', '-')} must be positive")
         if self.crop % FastNet.multiple:
             raise StylekitError(f"--crop must be a multiple of {FastNet.multiple}, got {self.crop}")
+        if self.style_size < 32:
+            raise StylekitError(f"--style-size must be at least 32, got {self.style_size}")
         if self.crop > min(self.content_resize, self.style_resize):
             raise StylekitError(f"--crop ({self.crop}) cannot exceed --content-resize or --style-resize")
         for name in ("distill_weight", "feature_weight", "style_weight"):
@@ -98,7 +102,7 @@ class FastTrainConfig:
             widths = tuple(int(w) for w in str(self.widths).split(","))
         except ValueError:
             raise StylekitError(f"--widths must be four comma-separated integers, got {self.widths!r}") from None
-        return FastNetConfig(widths=widths, blocks=self.blocks, hidden=self.hidden, style_size=self.crop)
+        return FastNetConfig(widths=widths, blocks=self.blocks, hidden=self.hidden, style_size=min(self.style_size, self.crop))
 
 
 class FastTrainTask:
@@ -135,16 +139,19 @@ class FastTrainTask:
 
     @torch.no_grad()
     def teach(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """The teacher's outputs for a batch: adain's default coarse-to-fine stylization, pair by pair."""
+        """The teacher's outputs for a batch: adain's default coarse-to-fine
+        stylization of content ``i`` with style ``i`` at ``alpha[i]``, the whole
+        batch in one pass (every crop has the same size, so the pyramid's levels are shared)."""
         # a crop is a part of a picture at the reference size: the style keeps the scale it has there
         scale = self.cfg.crop / REFERENCE_SIDE
-        outs = [self.teacher.transfer_coarse_to_fine(c[None], [s[None]], alpha=float(a), stroke_scale=scale)[0]
-                for c, s, a in zip(content, style, alpha)]
-        return torch.stack(outs).clamp(0, 1).to(self.device).clone()  # a normal tensor: the losses save it
+        out = self.teacher.transfer_coarse_to_fine(content, [style], alpha=alpha.reshape(-1, 1, 1, 1).to(content.dtype),
+                                                   stroke_scale=scale)
+        return out.clamp(0, 1).to(self.device).clone()  # a normal tensor: the losses save it
 
     def style_features(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The style crops' VGG features at the size the student takes its statistics at."""
         with torch.no_grad(), autocast(self.device, self.dtype):
-            return {k: v.float() for k, v in self.encoder(style, STYLE_LAYERS).items()}
+            return {k: v.float() for k, v in self.encoder(fit_style(style, self.student.module.cfg.style_size), STYLE_LAYERS).items()}
 
     def batch(self):
         """This process's slice of the global batch: content, style, alpha."""
@@ -171,11 +178,11 @@ class FastTrainTask:
                 parts["feature"] = content_loss(self.encoder.encode(downsample(output, k), "relu3_1"), target_feat)
                 total = total + cfg.feature_weight * parts["feature"]
             if cfg.style_weight:
-                parts["style"] = self.style_loss(output, style, style_feats, alpha)
+                parts["style"] = self.style_loss(output, style, alpha)
                 total = total + cfg.style_weight * parts["style"]
         return total, parts
 
-    def style_loss(self, output: torch.Tensor, style: torch.Tensor, style_feats: dict, alpha: torch.Tensor) -> torch.Tensor:
+    def style_loss(self, output: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """The mean/std style loss at scales 1 and 2, over the pairs trained at alpha 1
         (the others ask for less than the whole style); 0 when there are none."""
         styled = alpha == 1
@@ -183,9 +190,9 @@ class FastTrainTask:
             return output.new_zeros(())
         layers = STYLE_LAYERS
         with torch.no_grad():
+            s1 = self.encoder(style[styled], layers)
             s2 = self.encoder(downsample(style[styled], 2), layers)
-        total = mean_std_style_loss(self.encoder(output[styled], layers), {k: v[styled] for k, v in style_feats.items()},
-                                    layers)
+        total = mean_std_style_loss(self.encoder(output[styled], layers), s1, layers)
         return total + mean_std_style_loss(self.encoder(downsample(output[styled], 2), layers), s2, layers)
 
     def train_step(self, step: int) -> dict[str, float]:
