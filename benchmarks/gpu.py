@@ -37,7 +37,8 @@ from perflab.report import save_report
 def training_speed(log: Path) -> dict:
     """Steps per second of a run's log (``step`` and ``elapsed_s`` columns), after its first logged row
     (the start-up and the first steps' warm-up left out)."""
-    rows = list(csv.DictReader(log.open()))
+    with log.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     first = rows[0] if len(rows) > 1 else {"step": 0, "elapsed_s": 0.0}  # one row: from the start (start-up included)
     last = rows[-1]
     steps, seconds = int(last["step"]) - int(first["step"]), float(last["elapsed_s"]) - float(first["elapsed_s"])
