@@ -45,7 +45,7 @@ from stylekit.encoder import style_layers_for
 from stylekit.images import image_grid, save_image
 from stylekit.losses import mean_std_style_loss
 from stylekit.pipeline import fit, to_tensor_image
-from stylekit.temporal import FrameMeter, SmoothConfig, Stabilizer, warping_error
+from stylekit.temporal import FrameMeter, SmoothConfig, Stabilizer, motion_difference_error, warp, warping_error
 from stylekit.video import read_frames, to_u8
 from stylekit.weights import load_encoder
 
@@ -150,16 +150,53 @@ def real(path: Path, size: int, n: int, skip: int) -> Clip:
     return Clip(path.name, [quantise(f) for f in frames])
 
 
-def consistent_pan(model, style, w: int, h: int, n: int, step: int = 2):
-    """The measures of a perfectly consistent output of the pan: the wide photo
-    stylized once and cut into the same windows (what no flicker at all looks
-    like when the picture moves)."""
+def _reference_measures(model, style, clip: Clip, outputs: list, style_loss) -> dict:
+    """A consistent output's measures, against the frame-by-frame output of the same frames."""
+    meter = FrameMeter()
+    for inp, o in zip(clip.frames, outputs):
+        meter.add(inp, o)
+    m = meter.result()
+    valid = clip.valid or [None] * len(clip.flows)
+    off = [style_loss(quantise(model.stylize(f, style, size=0, style_size=0).clamp(0, 1))) for f in clip.frames]
+    changes = [abs(style_loss(o) - b) / b for o, b in zip(outputs, off)]
+    n = len(outputs)
+    return {"flicker_ratio": m.flicker_ratio, "fde": m.frame_difference_error,
+            "warping_error": statistics.fmean(warping_error(outputs[t], outputs[t - 1], clip.flows[t - 1], valid[t - 1])
+                                              for t in range(1, n)),
+            "style_loss_change_mean": statistics.fmean(changes), "style_loss_change_max": max(changes),
+            "off_style_loss_step": statistics.fmean(abs(off[t] - off[t - 1]) / off[t - 1] for t in range(1, n))}
+
+
+def consistent_pan(model, style, w: int, h: int, n: int, style_loss, step: int = 2) -> dict:
+    """A perfectly consistent output of the pan: the wide photo stylized once and
+    cut into the pan's windows (what no flicker at all looks like when the
+    picture moves)."""
     wide = pan_source(w, n, h, step)
     out = quantise(model.stylize(wide, style, size=0, style_size=0).clamp(0, 1))
-    meter = FrameMeter()
-    for t in range(n):
-        meter.add(wide[:, :, step * t : step * t + w], out[:, :, step * t : step * t + w])
-    return meter.result()
+    return _reference_measures(model, style, pan(w, h, n, step), [out[:, :, step * t : step * t + w] for t in range(n)],
+                               style_loss)
+
+
+def consistent_object(model, style, w: int, h: int, n: int, style_loss) -> dict:
+    """A perfectly consistent output of the moving object: the background stylized
+    once without the square, and the square as the first frame's stylization
+    painted it, pasted where the square is in each frame."""
+    clip = moving_object(w, h, n)
+    background = quantise(photo("chelsea.jpg", w, h))
+    painted_background = quantise(model.stylize(background, style, size=0, style_size=0).clamp(0, 1))
+    first = quantise(model.stylize(clip.frames[0], style, size=0, style_size=0).clamp(0, 1))
+    masks = [(f != background).any(0) for f in clip.frames]  # where the square is (the sprite differs there)
+    ys, xs = masks[0].nonzero(as_tuple=True)
+    y0, x0, side = int(ys.min()), int(xs.min()), int(xs.max()) - int(xs.min()) + 1
+    square = first[:, y0 : y0 + side, x0 : x0 + side]
+    outputs = []
+    for mask in masks:
+        ys, xs = mask.nonzero(as_tuple=True)
+        y, x = int(ys.min()), int(xs.min())
+        o = painted_background.clone()
+        o[:, y : y + side, x : x + side] = square
+        outputs.append(o)
+    return _reference_measures(model, style, clip, outputs, style_loss)
 
 
 def run_variant(model, style, clip: Clip, config: SmoothConfig, features, style_loss) -> tuple[dict, list]:
@@ -197,6 +234,9 @@ def run_variant(model, style, clip: Clip, config: SmoothConfig, features, style_
         row["input_warping_error"] = statistics.fmean(
             warping_error(clip.frames[t], clip.frames[t - 1], clip.flows[t - 1], valid[t - 1])
             for t in range(1, len(shown)))
+        row["motion_fde"] = statistics.fmean(
+            motion_difference_error(shown[t], shown[t - 1], clip.frames[t], clip.frames[t - 1], clip.flows[t - 1],
+                                    valid[t - 1]) for t in range(1, len(shown)))
     return row, shown
 
 
@@ -227,28 +267,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strip", type=Path, help="also write the frame strip (input and each variant, first method)")
     parser.add_argument("--strip-clip", default="moving object")
-    parser.add_argument("--strip-variants", nargs="+", default=["off", "smooth"])
-    parser.add_argument("--pan-reference", action="store_true",
-                        help="only measure the consistent pan (one stylization cut into the pan's windows)")
+    parser.add_argument("--strip-variants", nargs="+", default=["off", "smooth", "dis"])
+    parser.add_argument("--references", action="store_true",
+                        help="only measure perfectly consistent outputs of the pan (one stylization cut into its "
+                             "windows) and of the moving object (background and square each stylized once)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "video_temporal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     w, h, n = args.width, args.height, args.frames
-    if args.pan_reference:
-        style = fit(to_tensor_image(args.style, "style")[0], args.style_size, False)
-        lines = [f"`python benchmarks/video_temporal.py {' '.join(_argv())}` ({torch.__version__})", "",
-                 "| method | consistent pan: flicker ratio | FDE px |", "|---|---|---|"]
-        for method in args.methods:
-            m = consistent_pan(stylekit.load(method, device="cpu"), style, w, h, n)
-            lines.append(f"| {method} | {m.flicker_ratio:.2f} | {m.frame_difference_error:.2f} |")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_name(args.out.name + "_pan_reference.md").write_text("\n".join(lines) + "\n")
-        print("\n".join(lines))
-        return
-    clips = [still_noise(w, h, n), pan(w, h, n), zoom(w, h, n), moving_object(w, h, n)]
-    clips += [real(p, w, n, args.real_skip) for p in args.real]
     style = fit(to_tensor_image(args.style, "style")[0], args.style_size, False)
     encoder = load_encoder(last_layer="relu3_1")
     layers = style_layers_for("relu3_1")
@@ -265,6 +293,23 @@ def main() -> None:
             feats = encoder(x[None].contiguous(memory_format=torch.channels_last), layers)
             return float(mean_std_style_loss(feats, style_feats, layers))
 
+    if args.references:
+        lines = [f"`python benchmarks/video_temporal.py {' '.join(_argv())}` ({torch.__version__})", "",
+                 "| method | consistent output of | flicker ratio | FDE px | warping error | style loss change against "
+                 "frame by frame, mean / max | frame by frame: style loss frame to frame |", "|---|---|---|---|---|---|---|"]
+        for method in args.methods:
+            model = stylekit.load(method, device="cpu")
+            for name, reference in (("pan", consistent_pan), ("moving object", consistent_object)):
+                r = reference(model, style, w, h, n, style_loss)
+                lines.append(f"| {method} | {name} | {r['flicker_ratio']:.2f} | {r['fde']:.2f} | {r['warping_error']:.2f} "
+                             f"| {100 * r['style_loss_change_mean']:.1f} % / {100 * r['style_loss_change_max']:.1f} % "
+                             f"| {100 * r['off_style_loss_step']:.1f} % |")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(args.out.name + "_references.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
+    clips = [still_noise(w, h, n), pan(w, h, n), zoom(w, h, n), moving_object(w, h, n)]
+    clips += [real(p, w, n, args.real_skip) for p in args.real]
     base = SmoothConfig()
     variants = dict(parse_variant(v, base) for v in args.variants)
     baseline = next(iter(variants))
@@ -288,11 +333,14 @@ def main() -> None:
                     strip[name] = shown
             base_losses = results[baseline]["style_losses"]
             for name, r in results.items():
-                changes = [abs(a - b) / b for a, b in zip(r.pop("style_losses"), base_losses)]
+                signed = [(a - b) / b for a, b in zip(r["style_losses"], base_losses)]
+                changes = [abs(c) for c in signed]
                 rows.append({"method": method, "clip": clip.name, "variant": name, "config": asdict(variants[name]),
                              "frames": len(clip.frames), "size": [clip.frames[0].shape[2], clip.frames[0].shape[1]],
                              "style_loss_change_mean": statistics.fmean(changes),
-                             "style_loss_change_max": max(changes), **r})
+                             "style_loss_change_max": max(changes),
+                             # the style loss is a distance to the style: a rise is a frame further from it
+                             "style_loss_rise_max": max(signed), **r})
             print(f"{method:10s} {clip.name:22s} " + "  ".join(
                 f"{v}: x{results[v]['flicker_ratio']:.2f} fde {results[v]['fde']:.2f} "
                 f"w {results[v].get('warping_error', math.nan):.2f}" for v in variants), flush=True)
@@ -306,7 +354,7 @@ def main() -> None:
     args.out.with_suffix(".md").write_text(format_table(rows, meta))
     print(format_table(rows, meta))
     if strip is not None:
-        write_strip(strip, args.strip)
+        write_strip(strip, args.strip, next(c for c in clips if c.name == args.strip_clip))
 
 
 def _argv():
@@ -328,31 +376,45 @@ def format_table(rows: list[dict], meta: dict) -> str:
         f"defaults {meta['config']})",
         "",
         "| method | clip | smoothing | flicker ratio | vs off | FDE px | vs off | FDE relu2_1 | vs off "
-        "| warping error (input) | style loss change mean / max | style loss frame to frame |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| warping error (input) | vs off | FDE along the motion | vs off "
+        "| style loss change mean / max | style loss frame to frame |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         o = off[(r["method"], r["clip"])]
         rel = lambda k: _fmt(r[k] / o[k]) if o[k] else "—"  # noqa: E731
-        warp = "—" if "warping_error" not in r else f"{r['warping_error']:.2f} ({r['input_warping_error']:.2f})"
+        moving = "warping_error" in r
+        warp = f"{r['warping_error']:.2f} ({r['input_warping_error']:.2f})" if moving else "—"
+        along = f"{warp} | {rel('warping_error')} | {_fmt(r['motion_fde'])} | {rel('motion_fde')}" if moving else \
+            "— | — | — | —"
         lines.append(
             f"| {r['method']} | {r['clip']} | {r['variant']} | {_fmt(r['flicker_ratio'])} | {rel('flicker_ratio')} "
-            f"| {_fmt(r['fde'])} | {rel('fde')} | {_fmt(r['fde_features'], 4)} | {rel('fde_features')} | {warp} "
+            f"| {_fmt(r['fde'])} | {rel('fde')} | {_fmt(r['fde_features'], 4)} | {rel('fde_features')} | {along} "
             f"| {100 * r['style_loss_change_mean']:.1f} % / {100 * r['style_loss_change_max']:.1f} % "
             f"| {100 * r['style_loss_step']:.1f} % |"
         )
     return "\n".join(lines) + "\n"
 
 
-def write_strip(strip: dict, path: Path, frames=(8, 9, 10), gain: float = 4.0) -> None:
+def write_strip(strip: dict, path: Path, clip: Clip, frames=(8, 9, 10), gain: float = 4.0) -> None:
     """One row for the input and one per variant. Columns: three consecutive
-    frames, then |frame - previous frame| of the last two times ``gain`` (what
-    changed shows light: flicker on a still background, a trail behind a
-    moving object)."""
+    frames, then the change between the last two times ``gain`` (what changed
+    shows light): in place, and along the clip's true motion where it is known
+    (what a viewer sees as flicker: change that does not follow the scene;
+    pixels not seen in both frames black)."""
+    t = frames[-1]
     rows = []
     for seq in strip.values():
-        diff = ((seq[frames[-1]] - seq[frames[-2]]).abs().mean(0, keepdim=True) * gain).clamp(0, 1).expand(3, -1, -1)
-        rows.append([seq[t] for t in frames] + [diff])
+        def light(d):
+            return (d.abs().mean(0, keepdim=True) * gain).clamp(0, 1).expand(3, -1, -1)
+
+        row = [seq[i] for i in frames] + [light(seq[t] - seq[t - 1])]
+        if clip.flows is not None:
+            moved, inside = warp(seq[t - 1], clip.flows[t - 1])
+            if clip.valid is not None:
+                inside = inside & clip.valid[t - 1]
+            row.append(light((seq[t] - moved) * inside))
+        rows.append(row)
     save_image(image_grid(rows), path)
 
 

@@ -14,7 +14,10 @@ Measures (in 0-255 grey levels, averaged over pixels and channels):
   on relu features through :class:`FrameMeter`'s ``features``);
 * warping error: ``mean over valid p of |O_t(p) - O_{t-1}(p + F_t(p))|`` with
   ``F_t`` the true backward motion of a clip and ``valid`` the pixels seen in
-  both frames (what a generated clip knows exactly).
+  both frames (what a generated clip knows exactly);
+* frame-difference error along the motion (:func:`motion_difference_error`):
+  the frame-difference error with both previous frames moved along ``F_t``
+  first, which leaves out the motion itself.
 
 Stabiliser: where the input did not change, a feed-forward stylizer still
 changes its output, because the input's sensor and codec noise changes and
@@ -32,9 +35,11 @@ previous output). ``R`` is what was stylized, so a slow change accumulates
 against it until it counts instead of being missed frame by frame. These two
 are the cheap part, a few array operations a frame, which a webcam page can
 run as they are. Optionally (``flow="dis"``) the previous frame's ``R`` and
-``O'`` are first warped along OpenCV's DIS optical flow (:func:`warp`), which
-extends the blends to pans and zooms at a cost in texture (docs/video.md
-measures both).
+``O'`` are first moved along OpenCV's DIS optical flow (:func:`warp`), which
+extends the blends to pans, zooms and moving objects: ``R`` interpolated,
+``O'`` by whole pixels (a held texture stays as sharp as it was painted) and
+only from at least as far inside the frame (:func:`from_inside`).
+docs/video.md measures both.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import torch.nn.functional as F
 from .errors import StylekitError
 
 FLOWS = ("none", "dis")
+WARP_MODES = ("bilinear", "nearest")
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,9 @@ class SmoothConfig:
     sizes video is stylized at (a few grey levels) and below an edge moving by
     a pixel. ``flow``: ``none`` compares pixels in place; ``dis`` warps the
     previous frame along OpenCV's DIS optical flow first (needs
-    ``opencv-python-headless``).
+    ``opencv-python-headless``). ``margin`` (pixels, with a flow): output is
+    carried along the motion only from at least as far inside the frame as
+    where it goes, up to ``margin`` from the edge (:func:`from_inside`).
     """
 
     strength: float = 1.0
@@ -78,6 +86,7 @@ class SmoothConfig:
     dilate: int = 1
     moving_camera: float = 0.25
     flow: str = "none"
+    margin: int = 16
 
     def __post_init__(self):
         for name in ("strength", "input_strength"):
@@ -90,7 +99,7 @@ class SmoothConfig:
                 raise StylekitError(f"smoothing threshold {name} must be a finite number >= 0, got {v!r}")
         if not self.high > self.low:
             raise StylekitError(f"smoothing threshold high ({self.high}) must exceed low ({self.low})")
-        for name in ("radius", "dilate"):
+        for name in ("radius", "dilate", "margin"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise StylekitError(f"smoothing {name} must be an integer >= 0, got {v!r}")
@@ -150,14 +159,20 @@ def frame_difference_error(out: torch.Tensor, out_prev: torch.Tensor, inp: torch
     return float(d.abs().mean()) * scale
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backward warp: ``out(p) = image(p + flow(p))`` by bilinear sampling.
+def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward warp: ``out(p) = image(p + flow(p))``.
 
     ``flow`` is ``(2, H, W)``: the x and y displacement in pixels from each
-    pixel of the current frame to where it was in ``image``. Returns the warped
-    image and a ``(1, H, W)`` bool mask of the pixels whose source lies inside
+    pixel of the current frame to where it was in ``image``. ``mode``:
+    ``bilinear`` interpolates; ``nearest`` takes the nearest pixel whole,
+    which never averages neighbours (a texture carried along the motion frame
+    after frame stays as sharp as it was painted, where repeated bilinear
+    sampling blurs it a little more each time). Returns the warped image and
+    a ``(1, H, W)`` bool mask of the pixels whose source lies inside
     ``image`` (others are filled from the border)."""
     _check_frame(image, "image")
+    if mode not in WARP_MODES:
+        raise StylekitError(f"warp mode must be one of {', '.join(WARP_MODES)}, got {mode!r}")
     h, w = image.shape[-2:]
     flow = _check_flow(flow, (h, w)).to(image.device, torch.float64)
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=image.device),
@@ -165,12 +180,37 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.T
     sx, sy = xs + flow[0], ys + flow[1]
     tol = 1e-6  # an integer shift lands exactly on the last pixel
     valid = (sx >= -tol) & (sx <= w - 1 + tol) & (sy >= -tol) & (sy <= h - 1 + tol)
+    if mode == "nearest":  # an exact copy of whole pixels (outside: the border's, as bilinear)
+        ix, iy = sx.round().clamp(0, w - 1).long(), sy.round().clamp(0, h - 1).long()
+        return image[:, iy, ix], valid[None]
     # align_corners=True: -1 and 1 are the centres of the first and last pixels
     gx = 2 * sx / max(w - 1, 1) - 1
     gy = 2 * sy / max(h - 1, 1) - 1
     grid = torch.stack([gx, gy], -1)[None].to(image.dtype)
     out = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
     return out, valid[None]
+
+
+def from_inside(flow: torch.Tensor, margin: int) -> torch.Tensor:
+    """``(1, H, W)`` bool: the pixels whose source ``p + flow(p)`` (rounded, as
+    :func:`warp`'s ``nearest``) lies at least as far from the frame's edge as
+    ``p`` itself, or at least ``margin`` pixels from it.
+
+    A stylizer paints the pixels near the frame's edge differently from the
+    same scene inside it (the network's padding). Under a still camera an edge
+    pixel stays an edge pixel, but along a pan each frame's newly seen strip
+    would be carried inward, and the edge's band would spread across the
+    picture, one strip per frame. Pixels that fail are stylized afresh."""
+    h, w = flow.shape[-2:]
+    flow = _check_flow(flow, (h, w)).to(torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=flow.device),
+                            torch.arange(w, dtype=torch.float64, device=flow.device), indexing="ij")
+
+    def inside(x, y):  # pixels to the nearest edge
+        return torch.minimum(torch.minimum(x, w - 1 - x), torch.minimum(y, h - 1 - y))
+
+    source = inside((xs + flow[0]).round(), (ys + flow[1]).round())
+    return (source >= inside(xs, ys).clamp(max=margin))[None]
 
 
 def warping_error(out: torch.Tensor, out_prev: torch.Tensor, flow: torch.Tensor,
@@ -182,15 +222,37 @@ def warping_error(out: torch.Tensor, out_prev: torch.Tensor, flow: torch.Tensor,
     excluded. NaN when no pixel is valid."""
     _check_same({"out": out, "out_prev": out_prev})
     warped, inside = warp(out_prev, flow)
+    return _masked_mean_abs(out.double() - warped.double(), inside, valid)
+
+
+def motion_difference_error(out: torch.Tensor, out_prev: torch.Tensor, inp: torch.Tensor, inp_prev: torch.Tensor,
+                            flow: torch.Tensor, valid: torch.Tensor | None = None) -> float:
+    """The frame-difference error along the motion, in 0-255 grey levels:
+    ``mean over valid p of |(out(p) - out_prev(p + flow(p))) - (inp(p) - inp_prev(p + flow(p)))|``.
+
+    :func:`frame_difference_error` compares each pixel with the same pixel of
+    the previous frame, so where the picture moves it counts the motion of the
+    output's texture, which a consistent stylization has too (and more of it
+    than the photo: brush strokes have more contrast). Following the motion
+    first leaves what a viewer sees as flicker: the output changing where
+    the scene point it shows did not. With a zero flow it is
+    :func:`frame_difference_error`. ``valid`` as for :func:`warping_error`."""
+    _check_same({"out": out, "out_prev": out_prev, "inp": inp, "inp_prev": inp_prev})
+    out_warped, inside = warp(out_prev, flow)
+    inp_warped, _ = warp(inp_prev, flow)
+    d = (out.double() - out_warped.double()) - (inp.double() - inp_warped.double())
+    return _masked_mean_abs(d, inside, valid)
+
+
+def _masked_mean_abs(diff: torch.Tensor, inside: torch.Tensor, valid: torch.Tensor | None) -> float:
     if valid is not None:
-        if not isinstance(valid, torch.Tensor) or tuple(valid.shape) != (1, *out.shape[-2:]):
-            raise StylekitError(f"valid must be a (1, {out.shape[-2]}, {out.shape[-1]}) mask")
+        if not isinstance(valid, torch.Tensor) or tuple(valid.shape) != (1, *diff.shape[-2:]):
+            raise StylekitError(f"valid must be a (1, {diff.shape[-2]}, {diff.shape[-1]}) mask")
         inside = inside & valid.bool()
     count = int(inside.sum())
     if count == 0:
         return math.nan
-    diff = (out.double() - warped.double()).abs().sum(0, keepdim=True)
-    return float(diff[inside].sum()) / (count * out.shape[0]) * 255.0
+    return float(diff.abs().sum(0, keepdim=True)[inside].sum()) / (count * diff.shape[0]) * 255.0
 
 
 class FrameMeter:
@@ -401,7 +463,12 @@ class Stabilizer:
         valid = None
         if self.flow == "dis":
             flow = self._flow_fn(content, prev_in)
-            prev_out, valid = warp(prev_out, flow)
+            # the shown output moves by whole pixels, so a texture held over many frames stays as
+            # sharp as it was painted (rounding each frame's flow on its own: a motion under half a
+            # pixel a frame leaves it where it is, and flow noise on still parts moves nothing); the
+            # reference is compared with the input, so it is interpolated like the scene's own motion
+            prev_out, valid = warp(prev_out, flow, mode="nearest")
+            valid = valid & from_inside(flow, self.config.margin).to(valid.device)
             reference, _ = warp(reference, flow)
         x, keep = stabilise_input(content, reference, self.config, valid)
         self._pending = (content, x, keep, prev_out)
@@ -421,6 +488,7 @@ class Stabilizer:
 
 __all__ = [
     "SmoothConfig", "Stabilizer", "FrameMeter", "TemporalMeasures", "FLOWS",
-    "mean_abs_change", "flicker_ratio", "frame_difference_error", "warp", "warping_error",
+    "mean_abs_change", "flicker_ratio", "frame_difference_error", "motion_difference_error", "warp",
+    "warping_error", "WARP_MODES", "from_inside",
     "unchanged", "stabilise_input", "stabilise_output", "camera_moving", "dis_flow", "opencv_available",
 ]

@@ -22,7 +22,9 @@ from stylekit.temporal import (
     dis_flow,
     flicker_ratio,
     frame_difference_error,
+    from_inside,
     mean_abs_change,
+    motion_difference_error,
     opencv_available,
     camera_moving,
     stabilise_input,
@@ -95,6 +97,52 @@ def test_warping_error_of_a_constructed_pan():
     assert warping_error(frames[1], frames[0], torch.zeros(2, 24, 32)) > 5
 
 
+def test_warp_nearest_moves_whole_pixels():
+    img = texture()
+    flow = torch.zeros(2, 24, 32)
+    flow[0, :, :16], flow[0, :, 16:] = 0.4, 1.6  # rounds to 0 and to 2
+    out, valid = warp(img, flow, mode="nearest")
+    assert torch.equal(out[:, :, :16], img[:, :, :16])
+    assert torch.equal(out[:, :, 16:30], img[:, :, 18:32])
+    assert valid[..., :30].all() and not valid[..., 31].any()
+
+
+def test_from_inside_by_hand():
+    """A pan: each pixel's source is 2 to its right. Margin 4: a pixel may take its
+    output from a source at least min(its own distance to the edge, 4) inside."""
+    flow = torch.zeros(2, 21, 40)
+    flow[0] = 2
+    row = from_inside(flow, margin=4)[0, 10]  # row 10: far from the top and bottom edges
+    # x = 33: 6 from the right edge (counts as 4), source 35 is 4 from it: kept;
+    # x = 34: source 36 is 3 from it: not; x >= 38: the source is outside the frame
+    assert row[:34].all() and not row[34:].any()
+    # the left edge takes from further inside: kept
+    assert row[0]
+    # a still camera: every pixel is its own source
+    assert from_inside(torch.zeros(2, 21, 40), margin=4).all()
+
+
+def test_motion_difference_error_by_hand():
+    """Frames cut from a wider image, 2 pixels further right each; the output is a
+    pointwise map of the input, so it follows the motion exactly."""
+    wide = texture(24, 40)
+    frames = [wide[:, :, 2 * t : 2 * t + 32] for t in range(3)]
+    outs = [1 - f for f in frames]
+    flow = torch.zeros(2, 24, 32)
+    flow[0] = 2
+    # in place, the texture's own motion counts; along the motion nothing is left
+    assert frame_difference_error(outs[1], outs[0], frames[1], frames[0]) > 5
+    assert motion_difference_error(outs[1], outs[0], frames[1], frames[0], flow) == pytest.approx(0, abs=1e-4)
+    # an output that brightens by 0.1 more than its input: 25.5 grey levels
+    assert motion_difference_error(outs[1] + 0.1, outs[0], frames[1], frames[0], flow) == pytest.approx(25.5, rel=1e-5)
+    # with no motion it is the frame-difference error
+    a, b = texture(seed=1), texture(seed=2)
+    zero = torch.zeros(2, 24, 32)
+    assert motion_difference_error(a, b, b, a, zero) == pytest.approx(frame_difference_error(a, b, b, a), rel=1e-6)
+    valid = torch.zeros(1, 24, 32, dtype=torch.bool)
+    assert math.isnan(motion_difference_error(a, b, b, a, zero, valid))
+
+
 def test_warping_error_respects_the_valid_mask():
     prev, cur = torch.zeros(3, 4, 4), torch.zeros(3, 4, 4)
     cur[:, 0, 0] = 1.0  # one pixel differs: 1 of 16 pixels -> 255 / 16
@@ -127,6 +175,8 @@ def test_frame_meter_averages_over_pairs_and_features():
     (lambda: mean_abs_change(torch.zeros(3, 2, 2, dtype=torch.uint8), torch.zeros(3, 2, 2)), "floating"),
     (lambda: warp(torch.zeros(3, 4, 4), torch.zeros(2, 4, 5)), "flow must be"),
     (lambda: warp(torch.zeros(3, 4, 4), torch.full((2, 4, 4), math.nan)), "NaN"),
+    (lambda: warp(torch.zeros(3, 4, 4), torch.zeros(2, 4, 4), mode="bicubic"), "warp mode"),
+    (lambda: SmoothConfig(margin=-1), "margin"),
     (lambda: warping_error(torch.zeros(3, 4, 4), torch.zeros(3, 4, 4), torch.zeros(2, 4, 4), torch.ones(4, 4)), "valid"),
     (lambda: SmoothConfig(strength=1.5), "strength"),
     (lambda: SmoothConfig(input_strength=-0.1), "input strength"),
@@ -326,6 +376,50 @@ def test_moving_object_leaves_no_trail(flow):
         # where the square just left (the background it uncovered), the background is shown
         uncovered = ~valid[t - 1].expand(3, -1, -1)
         assert (outs[t] - ideal[t])[uncovered].abs().max() < 2 / 255
+
+
+def test_held_texture_stays_sharp_along_a_sub_pixel_motion():
+    """A photo panning by 0.7 pixels a frame, and a stand-in stylizer that paints a
+    fine checker texture fixed to the scene (so the texture the flow carries along
+    is the texture it would paint). Whatever the stabiliser holds must keep that
+    texture's contrast: averaging neighbours at every step would flatten it."""
+    n, step, w = 10, 0.7, 40
+    wide = texture(24, 56, seed=6) * 0.3 + 0.35
+    xs = torch.arange(w, dtype=torch.float64)
+
+    def window(t):  # frame_t(x) = wide(x + step t), by linear interpolation
+        sx = xs + step * t
+        i = sx.floor().long()
+        f = (sx - i).float()
+        return wide[:, :, i] * (1 - f) + wide[:, :, i + 1] * f
+
+    frames = [window(t) for t in range(n)]
+    scene_x = {id(f): xs + step * t for t, f in enumerate(frames)}
+
+    def painter(x):  # the checker sits on the scene's own pixel grid
+        sx = scene_x[id(x)] if id(x) in scene_x else xs
+        checker = ((sx.floor().long() % 2) * 2 - 1).float() * 0.1
+        return (x + checker).clamp(0, 1)
+
+    flow = torch.zeros(2, 24, w)
+    flow[0] = step
+    lookup = {id(f): flow for f in frames[1:]}
+    stabilizer = Stabilizer(SmoothConfig(flow="dis"), flow_fn=lambda current, previous: lookup[id(current)])
+    shown = []
+    for f in frames:
+        x = stabilizer.before(f)
+        shown.append(stabilizer.after(painter(x if x is f else f)))
+
+    def contrast(img):
+        return float((img[:, :, 1:] - img[:, :, :-1]).abs().mean())
+
+    painted = contrast(painter(frames[-1]))
+    assert contrast(shown[-1]) > 0.9 * painted
+    # and interpolating the held output at every step would have lost much of it
+    blurred = painter(frames[0])
+    for _ in range(n - 1):
+        blurred, _ = warp(blurred, flow)
+    assert contrast(blurred) < 0.7 * painted
 
 
 @needs_opencv

@@ -27,8 +27,8 @@ def add_commands(commands) -> None:
     smooth.add_argument("--no-smooth", action="store_true", help="no temporal smoothing: each frame stylized on its own")
     p.add_argument("--flow", default="none", choices=["none", "dis"],
                    help="motion the smoothing follows: none = it smooths where the picture stands still; dis = "
-                        "OpenCV's DIS optical flow, also along pans and zooms, at a cost in texture (needs "
-                        "opencv-python-headless; default: none)")
+                        "OpenCV's DIS optical flow: the painted texture also follows pans, zooms and moving "
+                        "objects (needs opencv-python-headless; default: none)")
     p.add_argument("--feature-layer", metavar="LAYER",
                    help="also measure the frame-difference error in this relu layer's features (e.g. relu2_1)")
     add_model_flags(p, "decoder weights (default: the shipped one)")
