@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from stylekit.cli import main
+from stylekit.errors import StylekitError
 
 from ..conftest import make_image, run_stylekit
 
@@ -90,6 +91,65 @@ def test_loss_is_the_papers(tiny_data):
     assert loss_c.item() == pytest.approx(ref_c.item(), rel=1e-4)
     assert loss_s.item() == pytest.approx(ref_s.item(), rel=1e-4)
     assert total.item() == pytest.approx(0.5 * ref_c.item() + 7.0 * ref_s.item(), rel=1e-4)
+
+
+def test_style_loss_at_several_scales_is_the_sum_over_area_downsampled_copies(tiny_data):
+    from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
+    from stylekit.losses import mean_std_style_loss
+
+    content_dir, style_dir = tiny_data
+    cfg = AdaINTrainConfig(content=str(content_dir), style=str(style_dir), resize=64, crop=64, batch_size=2,
+                           precision="fp32", device="cpu", style_scales="1,2")
+    task = AdaINTrainTask(cfg, warn=lambda m: None)
+    g = torch.Generator().manual_seed(1)
+    out, s = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+
+    def halve(x):  # the mean of each 2x2 block
+        return (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]) / 4
+
+    with torch.no_grad():
+        expected = sum(mean_std_style_loss(task.encoder(a, layers), task.encoder(b, layers), layers).item()
+                       for a, b in ((out, s), (halve(out), halve(s))))
+        assert task.style_loss(out, s).item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(StylekitError, match="too small"):
+        AdaINTrainConfig(content=str(content_dir), style=str(style_dir), crop=64, style_scales="1,4")
+
+
+def test_pyramid_training_runs_and_holds_both_levels_to_their_targets(tiny_data, tmp_path):
+    """Two steps through the two-level pyramid; its content loss is the mean of
+    both levels' (a decoder that inverted AdaIN exactly would have zero)."""
+    from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
+
+    run = tmp_path / "run"
+    assert main(train_args(tiny_data, run, "--pyramid", "--style-scales", "1", "--max-steps", "2", "--log-every", "1",
+                           "--no-progress")) == 0
+    rows = read_log(run)
+    assert [r["step"] for r in rows] == ["1", "2"] and all(float(r["content"]) > 0 for r in rows)
+
+    content_dir, style_dir = tiny_data
+    cfg = AdaINTrainConfig(content=str(content_dir), style=str(style_dir), resize=64, crop=64, batch_size=2,
+                           precision="fp32", device="cpu", pyramid=True)
+    task = AdaINTrainTask(cfg, warn=lambda m: None)
+    g = torch.Generator().manual_seed(2)
+    c, s = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    total, parts = task.losses(c, s)
+    assert torch.isfinite(total)
+    assert parts["content"].item() == pytest.approx((parts["content_coarse"] + parts["content_fine"]).item() / 2)
+
+    # the coarse level by hand: half-size copies, the AdaIN formula in float64, the decoder, the MSE
+    from stylekit.pyramid import resize_image
+
+    enc, dec = task.encoder, task.decoder
+    with torch.no_grad():
+        fc = enc.encode(resize_image(c, (32, 32)), "relu3_1").double()
+        fs = enc.encode(resize_image(s, (32, 32)), "relu3_1").double()
+        cm, sm = fc.mean((2, 3), keepdim=True), fs.mean((2, 3), keepdim=True)
+        cs = ((fc - cm) ** 2).mean((2, 3), keepdim=True).add(1e-5).sqrt()
+        ss = ((fs - sm) ** 2).mean((2, 3), keepdim=True).add(1e-5).sqrt()
+        t = ss * (fc - cm) / cs + sm
+        ref = F.mse_loss(enc.encode(dec(t.float()), "relu3_1").double(), t)
+    assert parts["content_coarse"].item() == pytest.approx(ref.item(), rel=1e-4)
 
 
 def test_inverse_lr_decay(tiny_data, tmp_path):

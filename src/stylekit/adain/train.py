@@ -13,10 +13,12 @@ Two extensions aim the decoder at bold, resolution-independent style:
   :class:`stylekit.adain.model.AdaINStylizer` runs by default
   (:mod:`stylekit.pyramid`): a crop is stylized at half and at full
   resolution and composed, the style losses are taken on the composed
-  output, the content loss on the finest level's decoder output against its
-  own AdaIN target. The palette step and the finer level's input are held
-  fixed for the gradient (it reaches the coarse level through the
-  composition, not through a second VGG pass).
+  output, the content loss on each level's decoder output against its own
+  AdaIN target (the mean of the two). The palette step and the finer level's
+  input are held fixed for the gradient (it reaches the coarse level through
+  the composition, not through a second VGG pass). Without the coarse
+  level's own content term, nothing but the composite's style loss would
+  constrain what the shared decoder paints at the coarse level.
 """
 
 from __future__ import annotations
@@ -121,16 +123,22 @@ class AdaINTrainTask(DecoderTrainTask):
                 loss_c = content_loss(output_feats[cfg.layer], target)
                 loss_s = self.style_loss(output, style, style_feats, output_feats)
             else:
-                output, loss_c = self._pyramid(content, style)
+                output, loss_coarse, loss_fine = self._pyramid(content, style)
+                loss_c = (loss_coarse + loss_fine) / 2
                 loss_s = self.style_loss(output, style)
+                total = cfg.content_weight * loss_c + cfg.style_weight * loss_s
+                return total, {"content": loss_c, "style": loss_s, "content_coarse": loss_coarse,
+                               "content_fine": loss_fine}
         return cfg.content_weight * loss_c + cfg.style_weight * loss_s, {"content": loss_c, "style": loss_s}
 
     def _pyramid(self, content: torch.Tensor, style: torch.Tensor):
-        """The composed two-level output and the finest level's content loss (see the module docstring)."""
+        """The composed two-level output and each level's content loss (see the module docstring)."""
         h, w = content.shape[-2:]
         coarse_hw = (h // 2, w // 2)
         small = pyramid.resize_image(content, coarse_hw)
-        draft, _ = self._decode_level(small, pyramid.resize_image(style, (style.shape[-2] // 2, style.shape[-1] // 2)))
+        draft, coarse_target = self._decode_level(
+            small, pyramid.resize_image(style, (style.shape[-2] // 2, style.shape[-1] // 2)))
+        loss_coarse = content_loss(self.encoder.encode(draft, self.cfg.layer), coarse_target)
         with torch.no_grad():
             matched = transfer_palette(draft.float().clamp(0, 1), style.float())
         draft = draft + (matched.to(draft.dtype) - draft).detach()
@@ -138,9 +146,9 @@ class AdaINTrainTask(DecoderTrainTask):
         mix = pyramid.CONTENT_MIX
         fine_in = ((1 - mix) * up.detach().float() + mix * content).clamp(0, 1)
         fine, target = self._decode_level(fine_in, style)
-        loss_c = content_loss(self.encoder.encode(fine, self.cfg.layer), target)
+        loss_fine = content_loss(self.encoder.encode(fine, self.cfg.layer), target)
         band = (1 - pyramid.DETAIL) * pyramid.detail_band(fine) + pyramid.DETAIL * pyramid.detail_band(pyramid.luma(content))
-        return up + band, loss_c
+        return up + band, loss_coarse, loss_fine
 
     def sample_outputs(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         with self.autocast():
