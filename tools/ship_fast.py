@@ -51,27 +51,6 @@ def precision_check(weights: Path, data: Path, pairs: int = 8, size: int = 512) 
     return compare_outputs(stylizers, encoder, data, size, pairs)
 
 
-def loss_curve(log: Path, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(log) as fh:
-        rows = list(csv.DictReader(fh))
-    keys = [k for k in rows[0] if k not in ("step", "elapsed_s", "lr", "steps_per_s")]
-    steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
-    for ax, k in zip(axes, keys):
-        ax.plot(steps, [float(r[k]) for r in rows], lw=0.8)
-        ax.set_title(k)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-
-
 def ship(run: Path) -> dict:
     """Write the package's weight file and index entry; return the shipping facts."""
     source = run / "weights.safetensors"
@@ -106,6 +85,8 @@ def main() -> None:
         index_path.write_text(json.dumps(index, indent=2) + "\n")
         shutil.copy(args.run_dir / "log.csv", CARD / "training_log.csv")
         shutil.copy(args.run_dir / "run.json", CARD / "run.json")
+        from ship_model import loss_curve
+
         loss_curve(args.run_dir / "log.csv", CARD / "loss_curve.png")
         (CARD / "ship.json").write_text(json.dumps(
             {"step": facts["step"], "train_seconds": facts["train_seconds"], "precision_check": precision,
