@@ -21,9 +21,11 @@ those same outputs, as ``stylekit video`` runs it after the stylizer:
 
 Measures (stylekit.temporal), on 8-bit frames as written: flicker ratio,
 frame-difference error in pixels (0-255) and in relu2_1 features, warping
-error along the true motion (0-255, generated clips), and the per-frame
-change of the AdaIN paper's style loss (relu1_1-relu3_1 mean/std) against
-``off``.
+error and frame-difference error along the true motion (0-255, generated
+clips), and the per-frame change of the AdaIN paper's style loss
+(relu1_1-relu3_1 mean/std) against ``off``. ``--references`` instead
+measures perfectly consistent outputs of the pan and of the moving object:
+what the measures say of no flicker at all when the picture moves.
 """
 
 from __future__ import annotations
