@@ -174,10 +174,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tup
     if mode not in WARP_MODES:
         raise StylekitError(f"warp mode must be one of {', '.join(WARP_MODES)}, got {mode!r}")
     h, w = image.shape[-2:]
-    flow = _check_flow(flow, (h, w)).to(image.device, torch.float64)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=image.device),
-                            torch.arange(w, dtype=torch.float64, device=image.device), indexing="ij")
-    sx, sy = xs + flow[0], ys + flow[1]
+    _, _, sx, sy = _sources(_check_flow(flow, (h, w)).to(image.device))
     tol = 1e-6  # an integer shift lands exactly on the last pixel
     valid = (sx >= -tol) & (sx <= w - 1 + tol) & (sy >= -tol) & (sy <= h - 1 + tol)
     if mode == "nearest":  # an exact copy of whole pixels (outside: the border's, as bilinear)
@@ -202,15 +199,20 @@ def from_inside(flow: torch.Tensor, margin: int) -> torch.Tensor:
     would be carried inward, and the edge's band would spread across the
     picture, one strip per frame. Pixels that fail are stylized afresh."""
     h, w = flow.shape[-2:]
-    flow = _check_flow(flow, (h, w)).to(torch.float64)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=flow.device),
-                            torch.arange(w, dtype=torch.float64, device=flow.device), indexing="ij")
+    xs, ys, sx, sy = _sources(_check_flow(flow, (h, w)))
 
     def inside(x, y):  # pixels to the nearest edge
         return torch.minimum(torch.minimum(x, w - 1 - x), torch.minimum(y, h - 1 - y))
 
-    source = inside((xs + flow[0]).round(), (ys + flow[1]).round())
-    return (source >= inside(xs, ys).clamp(max=margin))[None]
+    return (inside(sx.round(), sy.round()) >= inside(xs, ys).clamp(max=margin))[None]
+
+
+def _sources(flow: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Float64 x and y of every pixel ``p`` of a (2, H, W) flow, then of ``p + flow(p)``."""
+    h, w = flow.shape[-2:]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=flow.device),
+                            torch.arange(w, dtype=torch.float64, device=flow.device), indexing="ij")
+    return xs, ys, xs + flow[0].double(), ys + flow[1].double()
 
 
 def warping_error(out: torch.Tensor, out_prev: torch.Tensor, flow: torch.Tensor,

@@ -112,6 +112,7 @@ class AdaINTrainTask(DecoderTrainTask):
     def losses(self, content: torch.Tensor, style: torch.Tensor):
         """``content_weight * L_c + style_weight * L_s`` for one batch (L_s over the style scales)."""
         cfg = self.cfg
+        levels = {}
         with self.autocast():
             if not cfg.pyramid:
                 with torch.no_grad():
@@ -126,10 +127,8 @@ class AdaINTrainTask(DecoderTrainTask):
                 output, loss_coarse, loss_fine = self._pyramid(content, style)
                 loss_c = (loss_coarse + loss_fine) / 2
                 loss_s = self.style_loss(output, style)
-                total = cfg.content_weight * loss_c + cfg.style_weight * loss_s
-                return total, {"content": loss_c, "style": loss_s, "content_coarse": loss_coarse,
-                               "content_fine": loss_fine}
-        return cfg.content_weight * loss_c + cfg.style_weight * loss_s, {"content": loss_c, "style": loss_s}
+                levels = {"content_coarse": loss_coarse, "content_fine": loss_fine}
+        return cfg.content_weight * loss_c + cfg.style_weight * loss_s, {"content": loss_c, "style": loss_s, **levels}
 
     def _pyramid(self, content: torch.Tensor, style: torch.Tensor):
         """The composed two-level output and each level's content loss (see the module docstring)."""
