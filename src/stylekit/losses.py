@@ -18,10 +18,20 @@ def mean_std_style_loss(
 ) -> torch.Tensor:
     """AdaIN's style loss: sum over layers of ``||mu(a)-mu(b)||^2 + ||sigma(a)-sigma(b)||^2``
     (each a mean squared error over batch and channels)."""
+    return statistics_style_loss(feature_statistics(pred, layers, eps), feature_statistics(style, layers, eps))
+
+
+def feature_statistics(features: dict[str, torch.Tensor], layers, eps: float = 1e-5) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's per-sample, per-channel ``(mean, sqrt(biased var + eps))``, (N, C, 1, 1) each."""
+    return {layer: mean_std(features[layer].float(), eps) for layer in layers}
+
+
+def statistics_style_loss(pred: dict[str, tuple], style: dict[str, tuple]) -> torch.Tensor:
+    """:func:`mean_std_style_loss` on statistics already taken (:func:`feature_statistics`);
+    one style's statistics serve a whole batch."""
     total = 0.0
-    for layer in layers:
-        pm, ps = mean_std(pred[layer].float(), eps)
-        sm, ss = mean_std(style[layer].float(), eps)
+    for layer, (pm, ps) in pred.items():
+        sm, ss = style[layer]
         if sm.shape[0] != pm.shape[0]:  # one style for a batch
             sm, ss = sm.expand_as(pm), ss.expand_as(ps)
         total = total + F.mse_loss(pm, sm) + F.mse_loss(ps, ss)

@@ -194,16 +194,176 @@ def test_fast_loss_terms(tiny_data, style_size):
     assert task.student.module.cfg.style_size == min(style_size, 64)
     g = torch.Generator().manual_seed(4)
     c, s, a = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g), torch.tensor([1.0, 0.4])
-    total, parts = task.losses(c, s, a)
+    taught, vectors = task.teach(c, s, a), style_vector(task.style_features(s))
+    total, parts = task.losses(c, s, a, taught, vectors)
     with torch.no_grad():
         # a 64 px picture is one level of the pyramid: adain in one pass, then the palette step
         target = torch.stack([task.teacher.stylize(ci, si, alpha=float(ai), size=0, style_size=0, stroke_scale=0.25)
                               for ci, si, ai in zip(c, s, a)])
         side = min(style_size, 64)
         small = s.reshape(2, 3, side, 64 // side, side, 64 // side).mean(dim=(3, 5))  # area averaging by hand
-        out = task.student.module(c, style_vector(task.encoder(small, ("relu1_1", "relu2_1", "relu3_1"))), a)
+        hand_vectors = style_vector(task.encoder(small, ("relu1_1", "relu2_1", "relu3_1")))
+        out = task.student.module(c, hand_vectors, a)
+    assert (taught - target).abs().max() < 1e-5
+    assert (vectors - hand_vectors).abs().max() < 1e-4
+    with torch.no_grad():
         l1 = F.l1_loss(out, target)
         feat = F.mse_loss(task.encoder.encode(downsample(out, 2)), task.encoder.encode(downsample(target, 2)))
     assert parts["distill"].item() == pytest.approx(l1.item(), rel=1e-4)
     assert parts["feature"].item() == pytest.approx(feat.item(), rel=1e-3)
     assert total.item() == pytest.approx(2.0 * l1.item() + 0.5 * feat.item(), rel=1e-3)
+
+
+def _teacher_set(tiny_data, out, **overrides):
+    from stylekit.fast.teacher_set import TeacherSetConfig, write_teacher_set
+
+    content, style = tiny_data
+    settings = dict(content=str(content), style=str(style), shards=3, shard_size=2, content_resize=64, style_resize=64,
+                    crop=64, style_size=32, alpha_share=0.5, **overrides)
+    cfg = TeacherSetConfig(**settings)
+    return cfg, lambda part=(0, 1): write_teacher_set(cfg, out, part, warn=lambda m: None, report=lambda m: None)
+
+
+def test_teacher_set_stores_the_teachers_outputs(tiny_data, tmp_path, encoder):
+    """Each stored pair is the teacher's output for the stored crops (to 8-bit rounding), its
+    style vector that of the stored style, and shards written in parts equal shards written at once."""
+    from safetensors.torch import load_file
+
+    from stylekit.adain.model import AdaINStylizer
+    from stylekit.decoder import load_decoder
+    from stylekit.fast.teacher_set import shard_path
+    from stylekit.weights import resolve
+
+    _, write_all = _teacher_set(tiny_data, tmp_path / "one")
+    assert len(write_all()) == 3
+    assert write_all() == []  # nothing left to write
+    _, write_part = _teacher_set(tiny_data, tmp_path / "two")
+    assert [p.name for p in write_part((1, 2))] == ["shard_00001.safetensors"]
+    assert len(write_part((0, 2))) == 2
+    teacher = AdaINStylizer(encoder, load_decoder(resolve("adain-decoder-relu3_1")), torch.device("cpu"), cache_size=0)
+    for k in range(3):
+        one, two = load_file(str(shard_path(tmp_path / "one", k))), load_file(str(shard_path(tmp_path / "two", k)))
+        assert all(torch.equal(one[key], two[key]) for key in one)
+        content, style = one["content"].float() / 255, one["style"].float() / 255
+        assert one["teacher"].dtype == torch.uint8 and one["alpha"].shape == (2,)
+        with torch.no_grad():
+            for i in range(2):
+                ref = teacher.stylize(content[i], style[i], alpha=float(one["alpha"][i]), size=0, style_size=0,
+                                      stroke_scale=0.25)
+                assert (one["teacher"][i].float() / 255 - ref).abs().max() <= 0.5 / 255 + 1e-4
+            small = style.reshape(2, 3, 32, 2, 32, 2).mean(dim=(3, 5))  # area averaging to 32 px by hand
+            hand = style_vector(encoder(small, ("relu1_1", "relu2_1", "relu3_1")))
+        assert (one["style_vector"] - hand).abs().max() < 1e-4
+    _, other = _teacher_set(tiny_data, tmp_path / "one", seed=1)
+    with pytest.raises(StylekitError, match="other settings"):
+        other()
+
+
+def test_teacher_set_views_are_matching_windows(tiny_data, tmp_path):
+    from stylekit.fast.teacher_set import TeacherSet
+
+    _, write = _teacher_set(tiny_data, tmp_path / "set")
+    write()
+    data = TeacherSet(tmp_path / "set")
+    assert len(data) == 6 and data.crop == 64
+    content, style, teacher, alpha, vectors, indices = data.sample(40, 24, torch.Generator().manual_seed(0))
+    flipped = 0
+    for c, s, t, a, v, i in zip(content, style, teacher, alpha, vectors, indices.tolist()):
+        assert torch.equal(data.style[i].float() / 255, s)
+        assert a == data.alpha[i] and torch.equal(v, data.style_vector[i])
+        # the content window is somewhere in the stored crop, as is, or mirrored; the teacher's is the same window
+        found = []
+        for f in (False, True):
+            src_c, src_t = (data.content[i].flip(-1), data.teacher[i].flip(-1)) if f else (data.content[i], data.teacher[i])
+            for top in range(64 - 24 + 1):
+                for left in range(64 - 24 + 1):
+                    if torch.equal(src_c[:, top : top + 24, left : left + 24].float() / 255, c):
+                        found.append(torch.equal(src_t[:, top : top + 24, left : left + 24].float() / 255, t))
+                        flipped += f
+        assert found and all(found)
+    assert 0 < flipped < 40
+    with pytest.raises(StylekitError, match="cannot exceed"):
+        data.sample(1, 72, torch.Generator())
+
+
+def test_train_fast_on_a_teacher_set_resumes_bit_for_bit(tiny_data, tmp_path):
+    from safetensors.torch import load_file
+
+    _, write = _teacher_set(tiny_data, tmp_path / "set")
+    write()
+    base = ["train", "fast", "--teacher-set", str(tmp_path / "set"), "--student-crop", "32", "--style-size", "32",
+            *TINY_FAST, "--sample-every", "2", "--style-weight", "0.1"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--max-steps", "3"]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--max-steps", "2"]) == 0
+    assert main(["train", "fast", "--out", str(tmp_path / "b"), "--max-steps", "3", "--resume"]) == 0
+    a, b = load_file(str(tmp_path / "a" / "weights.safetensors")), load_file(str(tmp_path / "b" / "weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "samples" / "step_0000002.png").is_file()
+    # a student that encodes styles at another size than the set did
+    assert main([*base, "--crop", "48", "--style-size", "48", "--out", str(tmp_path / "c"), "--max-steps", "1"]) == 2
+
+
+def test_train_fast_starts_from_init_weights(tiny_data, tmp_path):
+    from stylekit.fast.stylizer import load_fast_net
+    from stylekit.fast.train import FastTrainConfig, FastTrainTask
+
+    _, write = _teacher_set(tiny_data, tmp_path / "set")
+    write()
+    torch.manual_seed(3)
+    start = save_net(FastNet(FastNetConfig(widths=(4, 8, 8, 16), blocks=1, hidden=8, style_size=32)), tmp_path / "start.safetensors")
+    cfg = FastTrainConfig(teacher_set=str(tmp_path / "set"), widths="4,8,8,16", blocks=1, hidden=8, style_size=32, crop=64,
+                          content_resize=64, style_resize=64, device="cpu", init_weights=str(start))
+    task = FastTrainTask(cfg)
+    task.start_fresh()
+    expected = load_fast_net(start).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in task.student.module.state_dict().items())
+    other = save_net(FastNet(FastNetConfig(widths=(4, 8, 8, 16), blocks=2, hidden=8, style_size=32)), tmp_path / "other.safetensors")
+    with pytest.raises(StylekitError, match="another architecture"):
+        FastTrainTask(FastTrainConfig(**{**cfg.__dict__, "init_weights": str(other)})).start_fresh()
+    with pytest.raises(StylekitError, match="--content and --style are required"):
+        FastTrainConfig(content=None, style=None)
+
+
+def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path):
+    """With a teacher set: L1 to the stored output, the relu3_1 MSE and the mean/std style loss
+    (pairs at alpha 1 only) both on the output averaged over 2 x 2 blocks, the style's statistics
+    from the stored style averaged the same way."""
+    import torch.nn.functional as F
+
+    from stylekit.fast.train import FastTrainConfig, FastTrainTask
+
+    _, write = _teacher_set(tiny_data, tmp_path / "set")
+    write()
+    cfg = FastTrainConfig(teacher_set=str(tmp_path / "set"), student_crop=64, batch_size=6, widths="4,8,8,16", blocks=1,
+                          hidden=8, style_size=32, crop=64, content_resize=64, style_resize=64, device="cpu",
+                          distill_weight=2.0, feature_weight=0.5, style_weight=0.25, feature_scale=2)
+    task = FastTrainTask(cfg)
+    content, stats, alpha, target, vectors = task.batch()
+    assert 0 < int((alpha == 1).sum()) < 6
+    total, parts = task.losses(content, stats, alpha, target, vectors)
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+
+    def halve(x):  # 2 x 2 block means, by hand
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+
+    def moments(f):  # per channel over positions, float64
+        f = f.double().flatten(2)
+        return f.mean(-1), (f.var(-1, unbiased=False) + 1e-5).sqrt()
+
+    with torch.no_grad():
+        # the batch's styles and teacher outputs: the stored pairs these contents are windows of
+        rows = [next(j for j in range(6) if any(torch.equal(src[j].float() / 255, c) for src in
+                                                (task.set.content, task.set.content.flip(-1)))) for c in content]
+        out = task.student.module(content, vectors, alpha)
+        l1 = (out.double() - target.double()).abs().mean()
+        feat = ((task.encoder(halve(out), ("relu3_1",))["relu3_1"].double()
+                 - task.encoder(halve(target), ("relu3_1",))["relu3_1"].double()) ** 2).mean()
+        styled = [i for i in range(6) if alpha[i] == 1]
+        style = halve(torch.stack([task.set.style[rows[i]].float() / 255 for i in styled]))
+        fo, fs = task.encoder(halve(out[styled]), layers), task.encoder(style, layers)
+        style_loss = sum(((moments(fo[k])[m] - moments(fs[k])[m]) ** 2).mean() for k in layers for m in (0, 1))
+    assert parts["distill"].item() == pytest.approx(l1.item(), rel=1e-5)
+    assert parts["feature"].item() == pytest.approx(feat.item(), rel=1e-3)
+    assert parts["style"].item() == pytest.approx(style_loss.item(), rel=1e-3)
+    assert total.item() == pytest.approx(2 * l1.item() + 0.5 * feat.item() + 0.25 * style_loss.item(), rel=1e-3)

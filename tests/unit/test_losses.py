@@ -43,6 +43,20 @@ def test_mean_std_style_loss_sums_the_layers_and_broadcasts_one_style():
     assert losses.mean_std_style_loss(pred, pred, LAYERS).item() == 0.0
 
 
+def test_style_loss_from_statistics_taken_apart():
+    """Statistics taken once (per style, in any batch) give the same loss as the features."""
+    pred, style = features(13), features(15)
+    stats = [losses.feature_statistics({k: v[i : i + 1] for k, v in style.items()}, LAYERS) for i in range(2)]
+    stacked = {k: (torch.cat([s[k][0] for s in stats]), torch.cat([s[k][1] for s in stats])) for k in LAYERS}
+    got = losses.statistics_style_loss(losses.feature_statistics(pred, LAYERS), stacked)
+    assert got.item() == pytest.approx(reference.mean_std_style_loss(pred, style, LAYERS), rel=1e-5)
+    # by hand: one channel holding 1 and 3 (mean 2, std sqrt(1 + eps)) against a constant 2
+    one = {"relu1_1": torch.tensor([[[[1.0, 3.0]]]])}
+    flat = losses.feature_statistics({"relu1_1": torch.full((1, 1, 1, 2), 2.0)}, ("relu1_1",), eps=0.0)
+    got = losses.statistics_style_loss(losses.feature_statistics(one, ("relu1_1",), eps=0.0), flat)
+    assert got.item() == pytest.approx(1.0)
+
+
 def test_gram_losses():
     pred, style = features(9), features(11)
     want = reference.gram_style_loss(pred, style, LAYERS)

@@ -37,10 +37,41 @@ def add_trainers(train: argparse.ArgumentParser) -> None:
     for name, (_, _, _, help_text) in TRAINERS.items():
         trainers.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.",
                             build=lambda p, name=name: train_args(p, name))
+    teacher_set = trainers.add_parser(
+        "fast-teacher-set", help="write a teacher set for `train fast --teacher-set`",
+        description="Run the teacher (adain's default stylization) once on random content/style crops and store "
+                    "them for `stylekit train fast --teacher-set DIR`, which then trains on views of the stored pairs "
+                    "without running the teacher. Writes only the shards DIR lacks, so it continues when stopped; "
+                    "--part K/N writes every N-th shard from K (N processes write one set together).",
+        build=teacher_set_args)
     # SinGAN: its own flags (one image, per-scale steps); parsing in stylekit.singan.commands
     from .singan import add_train_parser as add_singan_trainer
 
     add_singan_trainer(trainers)
+
+
+def teacher_set_args(p: argparse.ArgumentParser) -> None:
+    from ..fast.teacher_set import TeacherSetConfig
+
+    p.add_argument("--out", required=True, metavar="DIR", help="the teacher set's directory")
+    add_arguments(p, TeacherSetConfig)
+    p.add_argument("--part", default="0/1", metavar="K/N", help="write the shards k with k %% N == K (default: 0/1, all)")
+    p.set_defaults(func=cmd_teacher_set)
+
+
+def cmd_teacher_set(args) -> int:
+    from ..fast.teacher_set import TeacherSetConfig, write_teacher_set
+
+    try:
+        index, parts = (int(v) for v in args.part.split("/"))
+    except ValueError:
+        raise StylekitError(f"--part must be K/N, got {args.part!r}") from None
+    paths = {k: str(Path(getattr(args, k)).resolve()) for k in ("content", "style")}
+    cfg = from_namespace(TeacherSetConfig, args, **paths)
+    written = write_teacher_set(cfg, args.out, (index, parts), warn=warn,
+                                report=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"{plural(len(written), 'shard')} written to {args.out}", file=sys.stderr)
+    return 0
 
 
 def train_args(p: argparse.ArgumentParser, name: str) -> None:
@@ -97,7 +128,8 @@ def cmd_train(args) -> int:
     config_cls, task_cls = _trainer(args.trainer)
     resumed_from = _settings_from_run(args, config_cls)
     # directories are kept resolved, so --resume compares them from any working directory
-    paths = {k: str(Path(getattr(args, k)).resolve()) for k in getattr(config_cls, "PATH_FIELDS", ("content", "style"))}
+    paths = {k: str(Path(getattr(args, k)).resolve())
+             for k in getattr(config_cls, "PATH_FIELDS", ("content", "style")) if getattr(args, k) is not None}
     cfg = from_namespace(config_cls, args, **paths)
     loop = _loop_config(args)
     from .. import distributed

@@ -12,8 +12,12 @@ style's VGG statistics and ``alpha``, and learns
 
 A teacher makes the small network converge far faster than the perceptual
 losses alone (it is given an answer, not only a criterion); the VGG terms
-keep its outputs sharp where an L1 fit alone blurs. Everything random comes
-from one checkpointed generator, so ``--resume`` continues bit for bit.
+keep its outputs sharp where an L1 fit alone blurs. With ``--teacher-set``
+the teacher's outputs come from a set written once
+(:mod:`stylekit.fast.teacher_set`): each step then trains on random
+``--student-crop`` windows and mirror images of stored pairs, several times
+cheaper than running the teacher. Everything random comes from one
+checkpointed generator, so ``--resume`` continues bit for bit.
 """
 
 from __future__ import annotations
@@ -34,13 +38,13 @@ from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import StylekitError
 from ..files import atomic_write
 from ..images import image_grid, save_image
-from ..losses import content_loss, mean_std_style_loss
+from ..losses import content_loss, feature_statistics, mean_std_style_loss, statistics_style_loss
 from ..measures import downsample
-from ..pyramid import REFERENCE_SIDE
 from ..training.data import content_style_crops
 from ..training.loop import inverse_decay
 from ..training.trainable import Trainable
 from ..weights import load_encoder, resolve
+from .teacher_set import TeacherSet, random_alphas, teach
 from .model import STYLE_LAYERS, FastNet, FastNetConfig, count_parameters, fit_style, style_vector
 
 KIND = "fast"
@@ -48,8 +52,14 @@ KIND = "fast"
 
 @dataclass(frozen=True)
 class FastTrainConfig:
-    content: str = field(metadata={"help": "directory of content photos (searched recursively)"})
-    style: str = field(metadata={"help": "directory of style images (searched recursively)"})
+    content: str | None = field(default=None, metadata={"help": "directory of content photos, searched recursively "
+                                                               "(required without --teacher-set)"})
+    style: str | None = field(default=None, metadata={"help": "directory of style images, searched recursively "
+                                                             "(required without --teacher-set)"})
+    teacher_set: str | None = field(default=None, metadata={"help": "train on this teacher set (`stylekit train "
+                                                                   "fast-teacher-set`) instead of running the teacher"})
+    student_crop: int = field(default=0, metadata={"help": "with --teacher-set: random windows of this size from its "
+                                                           "pairs (a multiple of 8; 0: the set's whole crop)"})
     content_resize: int = field(default=320, metadata={"help": "shorter side content images are resized to before cropping"})
     style_resize: int = field(default=256, metadata={"help": "shorter side style images are resized to before cropping"})
     crop: int = field(default=256, metadata={"help": "random square crop of both (a multiple of 8)"})
@@ -64,11 +74,14 @@ class FastTrainConfig:
     feature_scale: int = field(default=2, metadata={"help": "the relu3_1 distance on both images downsampled this much "
                                                             "(1: full size; 2 costs a quarter of the VGG passes)"})
     style_weight: float = field(default=0.0, metadata={"help": "weight of the mean/std style loss against the style "
-                                                             "(scales 1 and 2; the teacher's outputs carry the style already)"})
+                                                             "(at scales 1 and 2; with --teacher-set at --feature-scale, "
+                                                             "in the feature term's VGG pass)"})
     alpha_share: float = field(default=0.3, metadata={"help": "share of pairs trained at a random alpha in [0, 1] (the rest at 1)"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     lr_decay: float = field(default=2e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
     teacher_weights: str | None = field(default=None, metadata={"help": "the teacher's AdaIN decoder (default: the shipped one)"})
+    init_weights: str | None = field(default=None, metadata={"help": "start the student from these weights (a fast "
+                                                                    "weights file of the same architecture)"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and data order"})
     device: str = device_field()
     precision: str = precision_field(
@@ -76,7 +89,13 @@ class FastTrainConfig:
                   "where native)")
     encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file (default: see stylekit.weights)"})
 
+    PATH_FIELDS = ("content", "style", "teacher_set")
+
     def __post_init__(self):
+        if self.teacher_set is None and (self.content is None or self.style is None):
+            raise StylekitError("--content and --style are required (or --teacher-set)")
+        if self.student_crop < 0 or self.student_crop % FastNet.multiple:
+            raise StylekitError(f"--student-crop must be 0 or a positive multiple of {FastNet.multiple}, got {self.student_crop}")
         for name in ("content_resize", "style_resize", "crop", "batch_size", "hidden"):
             if getattr(self, name) < 1:
                 raise StylekitError(f"--{name.replace('_', '-')} must be positive")
@@ -89,7 +108,7 @@ class FastTrainConfig:
         for name in ("distill_weight", "feature_weight", "style_weight"):
             if getattr(self, name) < 0:
                 raise StylekitError(f"--{name.replace('_', '-')} must be non-negative")
-        if self.feature_scale < 1 or self.crop // self.feature_scale < 32:
+        if self.feature_scale < 1 or (self.student_crop or self.crop) // self.feature_scale < 32:
             raise StylekitError("--feature-scale must be at least 1 and leave 32 px of the crop")
         if not 0 <= self.alpha_share <= 1:
             raise StylekitError("--alpha-share must be in [0, 1]")
@@ -116,37 +135,57 @@ class FastTrainTask:
         self.ctx.slice(cfg.batch_size)
         self.dtype = resolve_precision(self.device, cfg.precision)
         self.encoder = load_encoder(cfg.encoder_weights, last_layer="relu3_1", device=self.device)
-        decoder = load_decoder(cfg.teacher_weights or resolve("adain-decoder-relu3_1"))
-        self.teacher = AdaINStylizer(self.encoder, decoder, self.device, cache_size=0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             net = FastNet(cfg.model_config()).to(self.device)
         self.student = Trainable(net, torch.optim.Adam(net.parameters(), lr=cfg.lr), self.ctx,
                                  scale_gradients=self.dtype == torch.float16 and self.device.type == "cuda")
+        self.step_lr = cfg.lr
+        self.teacher = self.set = None
+        self.style_stats: dict[int, dict] = {}
+        if cfg.teacher_set:
+            self.set = TeacherSet(cfg.teacher_set)
+            if self.set.settings["style_size"] != net.cfg.style_size:
+                raise StylekitError(f"the teacher set encodes styles at {self.set.settings['style_size']} px, the "
+                                    f"student at --style-size {net.cfg.style_size}: give the set's")
+            self.crop = cfg.student_crop or self.set.crop
+            if self.crop > self.set.crop:
+                raise StylekitError(f"--student-crop ({self.crop}) cannot exceed the teacher set's crop ({self.set.crop})")
+            self.generator = torch.Generator().manual_seed(cfg.seed)
+            n = min(4, len(self.set))
+            self.sample_content, self.sample_style = self.set.content[:n].float() / 255, self.set.style[:n].float() / 255
+            self.sample_teacher = self.set.teacher[:n].float() / 255
+            return
+        decoder = load_decoder(cfg.teacher_weights or resolve("adain-decoder-relu3_1"))
+        self.teacher = AdaINStylizer(self.encoder, decoder, self.device, cache_size=0)
+        self.crop = cfg.crop
         self.content, self.style, self.generator, self.sample_content, self.sample_style = content_style_crops(
             cfg.content, cfg.style, cfg.crop, cfg.seed, cfg.content_resize, cfg.style_resize, warn=warn)
-        self.step_lr = cfg.lr
+
+    def start_fresh(self) -> None:
+        """A new run starts from ``--init-weights`` when given."""
+        if self.cfg.init_weights:
+            from .stylizer import load_fast_net
+
+            start = load_fast_net(self.cfg.init_weights)
+            if start.cfg != self.student.module.cfg:
+                raise StylekitError(f"--init-weights {self.cfg.init_weights} has another architecture ({start.cfg})")
+            self.student.module.load_state_dict(start.state_dict())
 
     def describe(self) -> str:
         net = self.student.module
         processes = f", {self.ctx.world_size} processes" if self.ctx.distributed else ""
-        return (f"training fast: {len(self.content)} content and {len(self.style)} style images, {self.cfg.crop} px crops; "
-                f"student {count_parameters(net) / 1e6:.3f}M parameters; teacher adain; "
+        data = (f"teacher set {self.cfg.teacher_set}: {len(self.set)} pairs, {self.crop} px windows" if self.set else
+                f"{len(self.content)} content and {len(self.style)} style images, {self.cfg.crop} px crops; teacher adain")
+        return (f"training fast: {data}; student {count_parameters(net) / 1e6:.3f}M parameters; "
                 f"{self.device} {str(self.dtype).replace('torch.', '')}{processes}")
 
     def learning_rate(self) -> float:
         return self.step_lr
 
-    @torch.no_grad()
     def teach(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """The teacher's outputs for a batch: adain's default coarse-to-fine
-        stylization of content ``i`` with style ``i`` at ``alpha[i]``, the whole
-        batch in one pass (every crop has the same size, so the pyramid's levels are shared)."""
-        # a crop is a part of a picture at the reference size: the style keeps the scale it has there
-        scale = self.cfg.crop / REFERENCE_SIDE
-        out = self.teacher.transfer_coarse_to_fine(content, [style], alpha=alpha.reshape(-1, 1, 1, 1).to(content.dtype),
-                                                   stroke_scale=scale)
-        return out.clamp(0, 1).to(self.device).clone()  # a normal tensor: the losses save it
+        """The teacher's outputs for a batch (:func:`stylekit.fast.teacher_set.teach`), a normal tensor the losses may save."""
+        return teach(self.teacher, content, style, alpha).to(self.device)
 
     def style_features(self, style: torch.Tensor) -> dict[str, torch.Tensor]:
         """The style crops' VGG features at the size the student takes its statistics at."""
@@ -154,21 +193,43 @@ class FastTrainTask:
             return {k: v.float() for k, v in self.encoder(fit_style(style, self.student.module.cfg.style_size), STYLE_LAYERS).items()}
 
     def batch(self):
-        """This process's slice of the global batch: content, style, alpha."""
+        """This process's slice of the global batch: content, style, alpha, the
+        teacher's outputs and the style vectors."""
         cfg = self.cfg
         part = self.ctx.slice(cfg.batch_size)
+        if self.set is not None:
+            content, _, target, alpha, vectors, indices = self.set.sample(cfg.batch_size, self.crop, self.generator)
+            style = self.set_style_statistics(indices[part].tolist())
+            content, target, alpha, vectors = (x[part].to(self.device) for x in (content, target, alpha, vectors))
+            return content, style, alpha, target, vectors
         content = self.content.random_crops(cfg.batch_size, cfg.crop, self.generator)
         style = self.style.random_crops(cfg.batch_size, cfg.crop, self.generator)
-        random_alpha = torch.rand(cfg.batch_size, generator=self.generator) < cfg.alpha_share
-        alpha = torch.where(random_alpha, torch.rand(cfg.batch_size, generator=self.generator), torch.ones(cfg.batch_size))
-        return content[part].to(self.device), style[part].to(self.device), alpha[part].to(self.device)
+        alpha = random_alphas(cfg.batch_size, cfg.alpha_share, self.generator)
+        content, style, alpha = content[part].to(self.device), style[part].to(self.device), alpha[part].to(self.device)
+        return content, style, alpha, self.teach(content, style, alpha), style_vector(self.style_features(style))
 
-    def losses(self, content, style, alpha):
+    def set_style_statistics(self, indices: list[int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The mean/std statistics of the teacher set's styles ``indices``, downsampled by
+        ``--feature-scale``: each taken once, on its own (so the same whatever batch it
+        first came in: resumed runs see the same numbers), and kept."""
+        k = self.cfg.feature_scale
+        for i in indices:
+            if i not in self.style_stats:
+                with torch.no_grad():
+                    style = self.set.style[i : i + 1].to(self.device).float() / 255
+                    stats = feature_statistics(self.encoder(downsample(style, k), STYLE_LAYERS), STYLE_LAYERS)
+                self.style_stats[i] = {layer: (m[0], s[0]) for layer, (m, s) in stats.items()}
+        return {layer: (torch.stack([self.style_stats[i][layer][0] for i in indices]),
+                        torch.stack([self.style_stats[i][layer][1] for i in indices])) for layer in STYLE_LAYERS}
+
+    def losses(self, content, style, alpha, target, vectors):
+        """The loss terms for a batch; ``style`` is the style images, or (with
+        a teacher set) their statistics at ``--feature-scale``."""
         cfg = self.cfg
-        target = self.teach(content, style, alpha)
-        style_feats = self.style_features(style)
+        if self.set is not None:
+            return self.set_losses(content, style, alpha, target, vectors)
         with autocast(self.device, self.dtype):
-            output = self.student.net(content, style_vector(style_feats), alpha)
+            output = self.student.net(content, vectors, alpha)
             parts = {"distill": F.l1_loss(output.float(), target)}
             total = cfg.distill_weight * parts["distill"]
             if cfg.feature_weight:
@@ -179,6 +240,32 @@ class FastTrainTask:
                 total = total + cfg.feature_weight * parts["feature"]
             if cfg.style_weight:
                 parts["style"] = self.style_loss(output, style, alpha)
+                total = total + cfg.style_weight * parts["style"]
+        return total, parts
+
+    def set_losses(self, content, style_stats, alpha, target, vectors):
+        """With a teacher set the feature and style terms share one VGG pass over the output
+        downsampled by ``--feature-scale``; the style term is the mean/std loss there."""
+        cfg = self.cfg
+        with autocast(self.device, self.dtype):
+            output = self.student.net(content, vectors, alpha)
+            parts = {"distill": F.l1_loss(output.float(), target)}
+            total = cfg.distill_weight * parts["distill"]
+            layers = ("relu3_1",) if not cfg.style_weight else STYLE_LAYERS
+            if cfg.feature_weight or cfg.style_weight:
+                feats = self.encoder(downsample(output, cfg.feature_scale), layers)
+            if cfg.feature_weight:
+                with torch.no_grad():
+                    target_feat = self.encoder.encode(downsample(target, cfg.feature_scale), "relu3_1")
+                parts["feature"] = content_loss(feats["relu3_1"], target_feat)
+                total = total + cfg.feature_weight * parts["feature"]
+            if cfg.style_weight:
+                styled = alpha == 1  # the others ask for less than the whole style
+                if bool(styled.any()):
+                    pred = feature_statistics({k: v[styled] for k, v in feats.items()}, STYLE_LAYERS)
+                    parts["style"] = statistics_style_loss(pred, {k: (m[styled], s[styled]) for k, (m, s) in style_stats.items()})
+                else:
+                    parts["style"] = output.new_zeros(())
                 total = total + cfg.style_weight * parts["style"]
         return total, parts
 
@@ -200,8 +287,7 @@ class FastTrainTask:
         self.step_lr = inverse_decay(cfg.lr, cfg.lr_decay, step)
         self.student.set_lr(self.step_lr)
         self.student.module.train()
-        content, style, alpha = self.batch()
-        loss, parts = self.losses(content, style, alpha)
+        loss, parts = self.losses(*self.batch())
         self.student.step(loss)
         values = {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
         return distributed.mean_over_ranks(values, self.ctx, self.device)
@@ -219,8 +305,11 @@ class FastTrainTask:
         net = self.student.module
         net.eval()
         content, style = self.sample_content.to(self.device), self.sample_style.to(self.device)
-        alpha = torch.ones(len(content), device=self.device)
-        target = self.teach(content, style, alpha)
+        if self.set is not None:  # the set's pairs, at the alpha they were taught at
+            alpha, target = self.set.alpha[: len(content)].to(self.device), self.sample_teacher.to(self.device)
+        else:
+            alpha = torch.ones(len(content), device=self.device)
+            target = self.teach(content, style, alpha)
         output = net(content, style_vector(self.style_features(style)), alpha).clamp(0, 1)
         rows = [[c, s, t, o] for c, s, t, o in zip(self.sample_content, self.sample_style, target.cpu(), output.float().cpu())]
         save_image(image_grid(rows), path)
