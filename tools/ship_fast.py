@@ -35,7 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "src" / "stylekit" / "data"
 NAME, FILE = "fast-relu3_1", "fast_relu3_1.safetensors"
 CARD = REPO / "docs" / "models" / NAME
-RUN_DIR = "training/fast"
 
 
 def precision_check(weights: Path, data: Path, pairs: int = 8, size: int = 512) -> dict:
@@ -100,6 +99,36 @@ def main() -> None:
     write_card(args)
 
 
+def training_text(cfg: dict) -> str:
+    """The card's account of what the run trained on, and with which losses."""
+    losses = (f"L1 x {cfg['distill_weight']:g} + relu3_1 feature distance x {cfg['feature_weight']:g}"
+              + (f" + mean/std style loss x {cfg['style_weight']:g}" if cfg.get("style_weight") else ""))
+    if cfg.get("teacher_set"):
+        settings = json.loads((Path(cfg["teacher_set"]) / "set.json").read_text())
+        pairs = settings["shards"] * settings["shard_size"]
+        return (f"distillation from `adain` (coarse to fine, the default stylizer) through a teacher set of {pairs:,} "
+                f"pairs of {settings['crop']} px crops (`stylekit train fast-teacher-set`, {int(100 * settings['alpha_share'])} % "
+                f"at a random alpha), trained on mirrored {cfg['student_crop'] or settings['crop']} px windows of them: "
+                f"{losses}, the VGG terms at 1/{cfg['feature_scale']} resolution")
+    scales = "at scales 1 and 2" if cfg.get("style_weight") else ""
+    return (f"distillation from `adain` (coarse to fine, the default stylizer) on {cfg['crop']} px crops: {losses} "
+            f"(feature distance at 1/{cfg['feature_scale']} resolution{', style loss ' + scales if scales else ''}); "
+            f"{int(100 * cfg['alpha_share'])} % of pairs at a random alpha")
+
+
+def start_text(cfg: dict) -> str:
+    """When the run started from another run's weights: that run's steps and time."""
+    init = cfg.get("init_weights")
+    if not init:
+        return ""
+    checkpoint = (REPO / init).parent / "checkpoint.pt"
+    if not checkpoint.is_file():
+        return f", started from `{init}`"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return (f", started from `{init}` ({int(state['step']):,} steps, {float(state['elapsed']) / 3600:.2f} h before, "
+            "partly on a GPU: docs/training.md)")
+
+
 def write_card(args) -> None:
     from stylekit.fast.model import conv_flops
     from stylekit.fast.stylizer import load_fast_net
@@ -128,7 +157,7 @@ def write_card(args) -> None:
 
 The network of `stylekit.load("fast")` / `--method fast`: arbitrary style transfer
 with no VGG on the content path. A style is encoded once (the channel means and
-standard deviations of its VGG-19 relu1_1..relu3_1 features at 256 px); a small
+standard deviations of its VGG-19 relu1_1..relu3_1 features at {net.cfg.style_size} px); a small
 MLP turns them and `alpha` into the scale and shift of every modulated layer of
 a compact encoder-decoder (`stylekit/fast/model.py`).
 
@@ -138,10 +167,10 @@ a compact encoder-decoder (`stylekit/fast/model.py`).
 | parameters | {params / 1e6:.3f} M (content path and modulation head) |
 | convolutions | {gflop:.2f} GFLOP per 512 x 512 frame (VGG style encoding once per style, not counted) |
 | architecture | widths {cfg['widths']}, {cfg['blocks']} modulated depthwise-separable residual blocks at 1/8, modulated decoder at 1/4, 1/2 and full resolution |
-| training | distillation from `adain` (coarse to fine, the default stylizer) on {cfg['crop']} px crops: L1 x {cfg['distill_weight']:g} + relu3_1 feature distance x {cfg['feature_weight']:g} at 1/{cfg['feature_scale']} resolution; {int(100 * cfg['alpha_share'])} % of pairs at a random alpha |
+| training | {training_text(cfg)} |
 | data | `../shared/data/content` (photos) x `../shared/data/style` (paintings); see `SOURCES.tsv` there |
 | steps | {shipped['step']:,} (batch {cfg['batch_size']}), Adam lr {cfg['lr']:g} with inverse decay {cfg['lr_decay']:g} |
-| wall time | {shipped['train_seconds'] / 3600:.2f} h on 1 CPU thread |
+| wall time | {shipped['train_seconds'] / 3600:.2f} h on 1 CPU thread{start_text(cfg)} |
 | final losses | {finals} (mean of the last {len(last)} logged intervals) |
 | storage | fp16-rounded weights moved pixels by {pc['mean_abs_diff_255']:.3f}/255 on average and the style loss by at most {100 * pc['max_rel_style_loss_change']:.2f} % on {pc['pairs']} pairs: stored as {shipped['shipped_dtype']} |
 
@@ -170,7 +199,7 @@ python benchmarks/bold_style.py --methods fast --peer-python PEER_PYTHON --grid 
 Rows: dev_eval content *i* with style *i*; columns as the benchmark prints them
 (content, style, the peer, this network).
 {speed}
-Reproduce this card: `python tools/ship_fast.py {RUN_DIR} --peer-python PEER_PYTHON --realtime benchmarks/results/realtime_cpu.json`.
+Reproduce this card: `python tools/ship_fast.py {args.run_dir} --peer-python PEER_PYTHON --realtime benchmarks/results/realtime_cpu.json`.
 """
     (CARD / "MODEL_CARD.md").write_text(text)
 
