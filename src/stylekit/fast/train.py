@@ -226,48 +226,48 @@ class FastTrainTask:
         """The loss terms for a batch; ``style`` is the style images, or (with
         a teacher set) their statistics at ``--feature-scale``."""
         cfg = self.cfg
-        if self.set is not None:
-            return self.set_losses(content, style, alpha, target, vectors)
         with autocast(self.device, self.dtype):
             output = self.student.net(content, vectors, alpha)
             parts = {"distill": F.l1_loss(output.float(), target)}
+            vgg_terms = self.set_vgg_terms if self.set is not None else self.vgg_terms
+            parts.update(vgg_terms(output, target, style, alpha))
             total = cfg.distill_weight * parts["distill"]
-            if cfg.feature_weight:
-                k = cfg.feature_scale
-                with torch.no_grad():
-                    target_feat = self.encoder.encode(downsample(target, k), "relu3_1")
-                parts["feature"] = content_loss(self.encoder.encode(downsample(output, k), "relu3_1"), target_feat)
-                total = total + cfg.feature_weight * parts["feature"]
-            if cfg.style_weight:
-                parts["style"] = self.style_loss(output, style, alpha)
-                total = total + cfg.style_weight * parts["style"]
+            for name, weight in (("feature", cfg.feature_weight), ("style", cfg.style_weight)):
+                if name in parts:
+                    total = total + weight * parts[name]
         return total, parts
 
-    def set_losses(self, content, style_stats, alpha, target, vectors):
+    def vgg_terms(self, output, target, style, alpha) -> dict:
+        """The relu3_1 distance at ``--feature-scale`` and the style loss at scales 1 and 2 (each when weighted)."""
+        cfg, parts = self.cfg, {}
+        if cfg.feature_weight:
+            k = cfg.feature_scale
+            with torch.no_grad():
+                target_feat = self.encoder.encode(downsample(target, k), "relu3_1")
+            parts["feature"] = content_loss(self.encoder.encode(downsample(output, k), "relu3_1"), target_feat)
+        if cfg.style_weight:
+            parts["style"] = self.style_loss(output, style, alpha)
+        return parts
+
+    def set_vgg_terms(self, output, target, style_stats, alpha) -> dict:
         """With a teacher set the feature and style terms share one VGG pass over the output
         downsampled by ``--feature-scale``; the style term is the mean/std loss there."""
-        cfg = self.cfg
-        with autocast(self.device, self.dtype):
-            output = self.student.net(content, vectors, alpha)
-            parts = {"distill": F.l1_loss(output.float(), target)}
-            total = cfg.distill_weight * parts["distill"]
-            layers = ("relu3_1",) if not cfg.style_weight else STYLE_LAYERS
-            if cfg.feature_weight or cfg.style_weight:
-                feats = self.encoder(downsample(output, cfg.feature_scale), layers)
-            if cfg.feature_weight:
-                with torch.no_grad():
-                    target_feat = self.encoder.encode(downsample(target, cfg.feature_scale), "relu3_1")
-                parts["feature"] = content_loss(feats["relu3_1"], target_feat)
-                total = total + cfg.feature_weight * parts["feature"]
-            if cfg.style_weight:
-                styled = alpha == 1  # the others ask for less than the whole style
-                if bool(styled.any()):
-                    pred = feature_statistics({k: v[styled] for k, v in feats.items()}, STYLE_LAYERS)
-                    parts["style"] = statistics_style_loss(pred, {k: (m[styled], s[styled]) for k, (m, s) in style_stats.items()})
-                else:
-                    parts["style"] = output.new_zeros(())
-                total = total + cfg.style_weight * parts["style"]
-        return total, parts
+        cfg, parts = self.cfg, {}
+        if not (cfg.feature_weight or cfg.style_weight):
+            return parts
+        feats = self.encoder(downsample(output, cfg.feature_scale), STYLE_LAYERS if cfg.style_weight else ("relu3_1",))
+        if cfg.feature_weight:
+            with torch.no_grad():
+                target_feat = self.encoder.encode(downsample(target, cfg.feature_scale), "relu3_1")
+            parts["feature"] = content_loss(feats["relu3_1"], target_feat)
+        if cfg.style_weight:
+            styled = alpha == 1  # the others ask for less than the whole style
+            if bool(styled.any()):
+                pred = feature_statistics({k: v[styled] for k, v in feats.items()}, STYLE_LAYERS)
+                parts["style"] = statistics_style_loss(pred, {k: (m[styled], s[styled]) for k, (m, s) in style_stats.items()})
+            else:
+                parts["style"] = output.new_zeros(())
+        return parts
 
     def style_loss(self, output: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """The mean/std style loss at scales 1 and 2, over the pairs trained at alpha 1
