@@ -101,19 +101,25 @@ def main() -> None:
 
 def training_text(cfg: dict) -> str:
     """The card's account of what the run trained on, and with which losses."""
+    from dataclasses import fields
+
+    from stylekit.fast.train import FastTrainConfig
+
     losses = (f"L1 x {cfg['distill_weight']:g} + relu3_1 feature distance x {cfg['feature_weight']:g}"
               + (f" + mean/std style loss x {cfg['style_weight']:g}" if cfg.get("style_weight") else ""))
+    scales = FastTrainConfig(**{f.name: cfg[f.name] for f in fields(FastTrainConfig) if f.name in cfg}).scales()
+    where = (f"feature distance at 1/{cfg['feature_scale']} resolution"
+             + (", style loss summed over the output at " + ", ".join("full" if k == 1 else f"1/{k}" for k in scales)
+                + " resolution" if cfg.get("style_weight") else ""))
     if cfg.get("teacher_set"):
         settings = json.loads((Path(cfg["teacher_set"]) / "set.json").read_text())
         pairs = settings["shards"] * settings["shard_size"]
         return (f"distillation from `adain` (coarse to fine, the default stylizer) through a teacher set of {pairs:,} "
                 f"pairs of {settings['crop']} px crops (`stylekit train fast-teacher-set`, {int(100 * settings['alpha_share'])} % "
                 f"at a random alpha), trained on mirrored {cfg['student_crop'] or settings['crop']} px windows of them: "
-                f"{losses}, the VGG terms at 1/{cfg['feature_scale']} resolution")
-    scales = "at scales 1 and 2" if cfg.get("style_weight") else ""
+                f"{losses} ({where})")
     return (f"distillation from `adain` (coarse to fine, the default stylizer) on {cfg['crop']} px crops: {losses} "
-            f"(feature distance at 1/{cfg['feature_scale']} resolution{', style loss ' + scales if scales else ''}); "
-            f"{int(100 * cfg['alpha_share'])} % of pairs at a random alpha")
+            f"({where}); {int(100 * cfg['alpha_share'])} % of pairs at a random alpha")
 
 
 def start_text(cfg: dict) -> str:
@@ -123,7 +129,7 @@ def start_text(cfg: dict) -> str:
         return ""
     checkpoint = (REPO / init).parent / "checkpoint.pt"
     if not checkpoint.is_file():
-        return f", started from `{init}`"
+        return f", started from weights outside the repository (`{init}`; docs/training.md says how they were made)"
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     return (f", started from `{init}` ({int(state['step']):,} steps, {float(state['elapsed']) / 3600:.2f} h before, "
             "partly on a GPU: docs/training.md)")

@@ -324,10 +324,25 @@ def test_train_fast_starts_from_init_weights(tiny_data, tmp_path):
         FastTrainConfig(content=None, style=None)
 
 
-def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path):
-    """With a teacher set: L1 to the stored output, the relu3_1 MSE and the mean/std style loss
-    (pairs at alpha 1 only) both on the output averaged over 2 x 2 blocks, the style's statistics
-    from the stored style averaged the same way."""
+def test_style_scales_default_and_checks(tiny_data):
+    from stylekit.fast.train import FastTrainConfig
+
+    content, style = tiny_data
+    assert FastTrainConfig(content=str(content), style=str(style)).scales() == (1, 2)
+    assert FastTrainConfig(teacher_set="set", feature_scale=2).scales() == (2,)
+    assert FastTrainConfig(teacher_set="set", style_scales="1,2,4", style_weight=0.1).scales() == (1, 2, 4)
+    for bad, message in (("1,x", "comma-separated integers"), ("2,2", "repeats"), ("0", "at least 1"),
+                         ("16", "leave 32 px")):
+        with pytest.raises(StylekitError, match=message):
+            FastTrainConfig(teacher_set="set", student_crop=128, style_scales=bad, style_weight=0.1)
+
+
+@pytest.mark.parametrize("style_scales", ["", "1,2"])
+def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path, style_scales):
+    """With a teacher set: L1 to the stored output, the relu3_1 MSE on the output averaged over
+    2 x 2 blocks, and the mean/std style loss (pairs at alpha 1 only) summed over the style
+    scales (by default the feature term's 2 x 2 blocks alone), the style's statistics from the
+    stored style averaged the same way."""
     import torch.nn.functional as F
 
     from stylekit.fast.train import FastTrainConfig, FastTrainTask
@@ -336,7 +351,8 @@ def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path):
     write()
     cfg = FastTrainConfig(teacher_set=str(tmp_path / "set"), student_crop=64, batch_size=6, widths="4,8,8,16", blocks=1,
                           hidden=8, style_size=32, crop=64, content_resize=64, style_resize=64, device="cpu",
-                          distill_weight=2.0, feature_weight=0.5, style_weight=0.25, feature_scale=2)
+                          distill_weight=2.0, feature_weight=0.5, style_weight=0.25, feature_scale=2,
+                          style_scales=style_scales)
     task = FastTrainTask(cfg)
     content, stats, alpha, target, vectors = task.batch()
     assert 0 < int((alpha == 1).sum()) < 6
@@ -360,9 +376,12 @@ def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path):
         feat = ((task.encoder(halve(out), ("relu3_1",))["relu3_1"].double()
                  - task.encoder(halve(target), ("relu3_1",))["relu3_1"].double()) ** 2).mean()
         styled = [i for i in range(6) if alpha[i] == 1]
-        style = halve(torch.stack([task.set.style[rows[i]].float() / 255 for i in styled]))
-        fo, fs = task.encoder(halve(out[styled]), layers), task.encoder(style, layers)
-        style_loss = sum(((moments(fo[k])[m] - moments(fs[k])[m]) ** 2).mean() for k in layers for m in (0, 1))
+        style = torch.stack([task.set.style[rows[i]].float() / 255 for i in styled])
+        views = [halve] if not style_scales else [lambda x: x, halve]
+        style_loss = 0.0
+        for view in views:
+            fo, fs = task.encoder(view(out[styled]), layers), task.encoder(view(style), layers)
+            style_loss += sum(((moments(fo[k])[m] - moments(fs[k])[m]) ** 2).mean() for k in layers for m in (0, 1))
     assert parts["distill"].item() == pytest.approx(l1.item(), rel=1e-5)
     assert parts["feature"].item() == pytest.approx(feat.item(), rel=1e-3)
     assert parts["style"].item() == pytest.approx(style_loss.item(), rel=1e-3)

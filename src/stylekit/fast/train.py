@@ -8,7 +8,7 @@ style's VGG statistics and ``alpha``, and learns
 
     L = distill_weight * |student - teacher|_1
       + feature_weight * ||VGG(student) - VGG(teacher)||^2 at relu3_1
-      + style_weight   * sum over scales 1, 2 of the mean/std style loss against the style
+      + style_weight   * sum over --style-scales of the mean/std style loss against the style
 
 A teacher makes the small network converge far faster than the perceptual
 losses alone (it is given an answer, not only a criterion); the VGG terms
@@ -73,9 +73,11 @@ class FastTrainConfig:
     feature_weight: float = field(default=0.05, metadata={"help": "weight of the relu3_1 distance to the teacher's output"})
     feature_scale: int = field(default=2, metadata={"help": "the relu3_1 distance on both images downsampled this much "
                                                             "(1: full size; 2 costs a quarter of the VGG passes)"})
-    style_weight: float = field(default=0.0, metadata={"help": "weight of the mean/std style loss against the style "
-                                                             "(at scales 1 and 2; with --teacher-set at --feature-scale, "
-                                                             "in the feature term's VGG pass)"})
+    style_weight: float = field(default=0.0, metadata={"help": "weight of the mean/std style loss against the style, "
+                                                             "summed over --style-scales"})
+    style_scales: str = field(default="", metadata={"help": "downsampling factors the style loss is taken at, comma-"
+                                                           "separated (default: 1,2; with --teacher-set the "
+                                                           "--feature-scale alone, which shares the feature term's VGG pass)"})
     alpha_share: float = field(default=0.3, metadata={"help": "share of pairs trained at a random alpha in [0, 1] (the rest at 1)"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     lr_decay: float = field(default=2e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
@@ -110,11 +112,26 @@ class FastTrainConfig:
                 raise StylekitError(f"--{name.replace('_', '-')} must be non-negative")
         if self.feature_scale < 1 or (self.student_crop or self.crop) // self.feature_scale < 32:
             raise StylekitError("--feature-scale must be at least 1 and leave 32 px of the crop")
+        scales = self.scales()
+        if self.style_weight and any(k < 1 or (self.student_crop or self.crop) // k < 32 for k in scales):
+            raise StylekitError(f"--style-scales must be factors of at least 1 that leave 32 px of the crop, got {self.style_scales!r}")
         if not 0 <= self.alpha_share <= 1:
             raise StylekitError("--alpha-share must be in [0, 1]")
         if self.lr <= 0 or self.lr_decay < 0:
             raise StylekitError("--lr must be positive and --lr-decay non-negative")
         self.model_config()
+
+    def scales(self) -> tuple[int, ...]:
+        """The style loss's downsampling factors (:attr:`style_scales`, or its default)."""
+        if not str(self.style_scales).strip():
+            return (self.feature_scale,) if self.teacher_set else (1, 2)
+        try:
+            scales = tuple(int(k) for k in str(self.style_scales).split(","))
+        except ValueError:
+            raise StylekitError(f"--style-scales must be comma-separated integers, got {self.style_scales!r}") from None
+        if len(set(scales)) != len(scales):
+            raise StylekitError(f"--style-scales repeats a factor: {self.style_scales!r}")
+        return scales
 
     def model_config(self) -> FastNetConfig:
         try:
@@ -208,23 +225,26 @@ class FastTrainTask:
         content, style, alpha = content[part].to(self.device), style[part].to(self.device), alpha[part].to(self.device)
         return content, style, alpha, self.teach(content, style, alpha), style_vector(self.style_features(style))
 
-    def set_style_statistics(self, indices: list[int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The mean/std statistics of the teacher set's styles ``indices``, downsampled by
-        ``--feature-scale``: each taken once, on its own (so the same whatever batch it
-        first came in: resumed runs see the same numbers), and kept."""
-        k = self.cfg.feature_scale
+    def set_style_statistics(self, indices: list[int]) -> dict[int, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """For each of ``--style-scales``, the mean/std statistics of the teacher set's styles
+        ``indices`` downsampled by that factor: each taken once, on its own (so the same
+        whatever batch it first came in: resumed runs see the same numbers), and kept."""
+        scales = self.cfg.scales()
         for i in indices:
             if i not in self.style_stats:
                 with torch.no_grad():
                     style = self.set.style[i : i + 1].to(self.device).float() / 255
-                    stats = feature_statistics(self.encoder(downsample(style, k), STYLE_LAYERS), STYLE_LAYERS)
-                self.style_stats[i] = {layer: (m[0], s[0]) for layer, (m, s) in stats.items()}
-        return {layer: (torch.stack([self.style_stats[i][layer][0] for i in indices]),
-                        torch.stack([self.style_stats[i][layer][1] for i in indices])) for layer in STYLE_LAYERS}
+                    self.style_stats[i] = {
+                        k: {layer: (m[0], s[0]) for layer, (m, s) in
+                            feature_statistics(self.encoder(downsample(style, k), STYLE_LAYERS), STYLE_LAYERS).items()}
+                        for k in scales}
+        return {k: {layer: (torch.stack([self.style_stats[i][k][layer][0] for i in indices]),
+                            torch.stack([self.style_stats[i][k][layer][1] for i in indices])) for layer in STYLE_LAYERS}
+                for k in scales}
 
     def losses(self, content, style, alpha, target, vectors):
         """The loss terms for a batch; ``style`` is the style images, or (with
-        a teacher set) their statistics at ``--feature-scale``."""
+        a teacher set) their statistics at each of ``--style-scales``."""
         cfg = self.cfg
         with autocast(self.device, self.dtype):
             output = self.student.net(content, vectors, alpha)
@@ -250,37 +270,45 @@ class FastTrainTask:
         return parts
 
     def set_vgg_terms(self, output, target, style_stats, alpha) -> dict:
-        """With a teacher set the feature and style terms share one VGG pass over the output
-        downsampled by ``--feature-scale``; the style term is the mean/std loss there."""
+        """With a teacher set: the relu3_1 distance at ``--feature-scale``, and the mean/std
+        style loss summed over ``--style-scales`` against the stored styles' statistics there
+        (``style_stats``: scale -> layer -> (mean, std)). A style scale equal to the feature
+        scale shares the feature term's VGG pass."""
         cfg, parts = self.cfg, {}
-        if not (cfg.feature_weight or cfg.style_weight):
-            return parts
-        feats = self.encoder(downsample(output, cfg.feature_scale), STYLE_LAYERS if cfg.style_weight else ("relu3_1",))
+        scales = cfg.scales() if cfg.style_weight else ()
+        feats = {}
         if cfg.feature_weight:
+            k = cfg.feature_scale
+            feats[k] = self.encoder(downsample(output, k), STYLE_LAYERS if k in scales else ("relu3_1",))
             with torch.no_grad():
-                target_feat = self.encoder.encode(downsample(target, cfg.feature_scale), "relu3_1")
-            parts["feature"] = content_loss(feats["relu3_1"], target_feat)
+                target_feat = self.encoder.encode(downsample(target, k), "relu3_1")
+            parts["feature"] = content_loss(feats[k]["relu3_1"], target_feat)
         if cfg.style_weight:
             styled = alpha == 1  # the others ask for less than the whole style
-            if bool(styled.any()):
-                pred = feature_statistics({k: v[styled] for k, v in feats.items()}, STYLE_LAYERS)
-                parts["style"] = statistics_style_loss(pred, {k: (m[styled], s[styled]) for k, (m, s) in style_stats.items()})
-            else:
+            if not bool(styled.any()):
                 parts["style"] = output.new_zeros(())
+                return parts
+            total = 0.0
+            for k in scales:
+                f = feats[k] if k in feats else self.encoder(downsample(output[styled], k), STYLE_LAYERS)
+                f = {layer: v[styled] for layer, v in f.items()} if k in feats else f
+                target_stats = {layer: (m[styled], s[styled]) for layer, (m, s) in style_stats[k].items()}
+                total = total + statistics_style_loss(feature_statistics(f, STYLE_LAYERS), target_stats)
+            parts["style"] = total
         return parts
 
     def style_loss(self, output: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """The mean/std style loss at scales 1 and 2, over the pairs trained at alpha 1
-        (the others ask for less than the whole style); 0 when there are none."""
+        """The mean/std style loss summed over ``--style-scales``, over the pairs trained at
+        alpha 1 (the others ask for less than the whole style); 0 when there are none."""
         styled = alpha == 1
         if not bool(styled.any()):
             return output.new_zeros(())
-        layers = STYLE_LAYERS
-        with torch.no_grad():
-            s1 = self.encoder(style[styled], layers)
-            s2 = self.encoder(downsample(style[styled], 2), layers)
-        total = mean_std_style_loss(self.encoder(output[styled], layers), s1, layers)
-        return total + mean_std_style_loss(self.encoder(downsample(output[styled], 2), layers), s2, layers)
+        total = 0.0
+        for k in self.cfg.scales():
+            with torch.no_grad():
+                target = self.encoder(downsample(style[styled], k), STYLE_LAYERS)
+            total = total + mean_std_style_loss(self.encoder(downsample(output[styled], k), STYLE_LAYERS), target, STYLE_LAYERS)
+        return total
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
