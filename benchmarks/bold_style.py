@@ -89,12 +89,23 @@ def mean_of(rows: list[dict]) -> dict:
     return out
 
 
+def subset(text: str) -> slice:
+    """``N``: the first N (0: all); ``START:STOP:STEP``: that slice."""
+    try:
+        if ":" not in text:
+            return slice(None, int(text) or None)
+        return slice(*(int(x) if x else None for x in text.split(":")))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected N or START:STOP:STEP, got {text!r}") from None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("STYLEKIT_DATA", "../shared/data") + "/dev_eval",
                    help="a folder with content/ and style/ (default: $STYLEKIT_DATA/dev_eval)")
-    p.add_argument("--contents", type=int, default=0, help="use the first N contents (0: all)")
-    p.add_argument("--styles", type=int, default=0, help="use the first N styles (0: all)")
+    p.add_argument("--contents", type=subset, default=subset("0"),
+                   help="use the first N contents (0: all), or a slice START:STOP:STEP of them (e.g. ::2)")
+    p.add_argument("--styles", type=subset, default=subset("0"), help="as --contents, for the styles")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--style-size", type=int, default=512)
     p.add_argument("--resolution", type=int, default=0, help="also measure outputs at this size, averaged down")
@@ -111,8 +122,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = Path(args.data)
-    contents = expand_inputs([data / "content"], "content")[: args.contents or None]
-    styles = expand_inputs([data / "style"], "style")[: args.styles or None]
+    contents = expand_inputs([data / "content"], "content")[args.contents]
+    styles = expand_inputs([data / "style"], "style")[args.styles]
     encoder = load_encoder(last_layer="relu3_1")
 
     models = {}

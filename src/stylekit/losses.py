@@ -92,3 +92,21 @@ def inversion_terms(output_feat: torch.Tensor, target: torch.Tensor, image: torc
     if tv_weight > 0:
         terms["tv"] = tv_weight * total_variation(image.float()) / image.shape[0]
     return terms
+
+
+def sliced_wasserstein_colour_loss(output: torch.Tensor, style: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Squared sliced Wasserstein-2 distance between the RGB pixel distributions
+    of each ``output`` (N, 3, H, W) and its ``style`` (N, 3, h, w), along the unit
+    ``directions`` (D, 3): the mean over samples, directions and the output's
+    pixels of ``(sorted projection of the output - the style's projection at the
+    same quantile)^2``. The style's quantiles are read at the output's pixel
+    midpoints (nearest order statistic), so the two images may differ in size."""
+    n, p = output.shape[0], output.shape[-2] * output.shape[-1]
+    q = style.shape[-2] * style.shape[-1]
+    d = directions.to(output.device, torch.float32)
+    out = torch.einsum("dc,ncp->ndp", d, output.float().reshape(n, 3, p)).sort(dim=-1).values
+    with torch.no_grad():
+        ref = torch.einsum("dc,ncp->ndp", d, style.float().reshape(n, 3, q)).sort(dim=-1).values
+        at = ((torch.arange(p, device=output.device, dtype=torch.float64) + 0.5) * q / p).long().clamp(max=q - 1)
+        ref = ref[..., at]
+    return F.mse_loss(out, ref)

@@ -292,7 +292,7 @@ def test_train_fast_on_a_teacher_set_resumes_bit_for_bit(tiny_data, tmp_path):
     _, write = _teacher_set(tiny_data, tmp_path / "set")
     write()
     base = ["train", "fast", "--teacher-set", str(tmp_path / "set"), "--student-crop", "32", "--style-size", "32",
-            *TINY_FAST, "--sample-every", "2", "--style-weight", "0.1"]
+            *TINY_FAST, "--sample-every", "2", "--style-weight", "0.1", "--colour-weight", "1"]
     assert main([*base, "--out", str(tmp_path / "a"), "--max-steps", "3"]) == 0
     assert main([*base, "--out", str(tmp_path / "b"), "--max-steps", "2"]) == 0
     assert main(["train", "fast", "--out", str(tmp_path / "b"), "--max-steps", "3", "--resume"]) == 0
@@ -352,10 +352,11 @@ def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path, style_scales):
     cfg = FastTrainConfig(teacher_set=str(tmp_path / "set"), student_crop=64, batch_size=6, widths="4,8,8,16", blocks=1,
                           hidden=8, style_size=32, crop=64, content_resize=64, style_resize=64, device="cpu",
                           distill_weight=2.0, feature_weight=0.5, style_weight=0.25, feature_scale=2,
-                          style_scales=style_scales)
+                          style_scales=style_scales, colour_weight=3.0, colour_directions=4)
     task = FastTrainTask(cfg)
     content, stats, alpha, target, vectors = task.batch()
     assert 0 < int((alpha == 1).sum()) < 6
+    directions = torch.randn(4, 3, generator=torch.Generator().set_state(task.generator.get_state()))
     total, parts = task.losses(content, stats, alpha, target, vectors)
     layers = ("relu1_1", "relu2_1", "relu3_1")
 
@@ -382,7 +383,17 @@ def test_fast_loss_terms_on_a_teacher_set(tiny_data, tmp_path, style_scales):
         for view in views:
             fo, fs = task.encoder(view(out[styled]), layers), task.encoder(view(style), layers)
             style_loss += sum(((moments(fo[k])[m] - moments(fs[k])[m]) ** 2).mean() for k in layers for m in (0, 1))
+        # the palette term: per styled pair and direction, the sorted projections of the window's
+        # 64 x 64 pixels against the whole stored style's at the same quantiles
+        colour, units = [], directions.double() / directions.double().norm(dim=1, keepdim=True)
+        for i, s_img in zip(styled, style):
+            for d in units:
+                po = sorted((d[:, None] * out[i].double().reshape(3, -1)).sum(0).tolist())
+                ps = sorted((d[:, None] * s_img.double().reshape(3, -1)).sum(0).tolist())
+                colour += [(po[j] - ps[int((j + 0.5) * len(ps) / len(po))]) ** 2 for j in range(len(po))]
+        colour = sum(colour) / len(colour)
     assert parts["distill"].item() == pytest.approx(l1.item(), rel=1e-5)
     assert parts["feature"].item() == pytest.approx(feat.item(), rel=1e-3)
     assert parts["style"].item() == pytest.approx(style_loss.item(), rel=1e-3)
-    assert total.item() == pytest.approx(2 * l1.item() + 0.5 * feat.item() + 0.25 * style_loss.item(), rel=1e-3)
+    assert parts["colour"].item() == pytest.approx(colour, rel=1e-4)
+    assert total.item() == pytest.approx(2 * l1.item() + 0.5 * feat.item() + 0.25 * style_loss.item() + 3 * colour, rel=1e-3)

@@ -81,3 +81,26 @@ def test_inversion_terms_weigh_the_variation_per_image():
     assert terms["feature"].item() == pytest.approx(reference.mse(feat, target), rel=1e-6)
     assert terms["tv"].item() == pytest.approx(0.5 * reference.total_variation(image) / 2, rel=1e-6)
     assert set(losses.inversion_terms(feat, target, image, tv_weight=0.0)) == {"feature"}
+
+
+def test_sliced_wasserstein_colour_loss_by_hand():
+    red = torch.tensor([[1.0, 0.0, 0.0]])
+    out = torch.zeros(1, 3, 2, 2)
+    out[0, 0] = torch.tensor([[0.1, 0.5], [0.3, 0.9]])
+    style = torch.zeros(1, 3, 2, 2)
+    style[0, 0] = torch.tensor([[0.2, 0.2], [0.8, 0.6]])
+    # sorted 0.1 0.3 0.5 0.9 against 0.2 0.2 0.6 0.8: differences of 0.1 each
+    assert losses.sliced_wasserstein_colour_loss(out, style, red).item() == pytest.approx(0.01)
+    # a style of 8 pixels: the output's 4 midpoint quantiles are its order statistics 1, 3, 5, 7
+    big = torch.zeros(1, 3, 2, 4)
+    big[0, 0] = torch.tensor([[0.0, 0.1, 0.2, 0.3], [0.4, 0.5, 0.6, 0.7]])
+    expected = ((torch.tensor([0.1, 0.3, 0.5, 0.9]) - torch.tensor([0.1, 0.3, 0.5, 0.7])) ** 2).mean()
+    assert losses.sliced_wasserstein_colour_loss(out, big, red).item() == pytest.approx(expected.item())
+    # a direction's sign and a permutation of the pixels change nothing; the grey axis sees the sum
+    flipped = out.flip(-1)
+    assert losses.sliced_wasserstein_colour_loss(flipped, style, -red).item() == pytest.approx(0.01)
+    grey = torch.full((1, 3), 3 ** -0.5)
+    a, b = torch.rand(1, 3, 3, 3, dtype=torch.float64), torch.rand(1, 3, 3, 3, dtype=torch.float64)
+    pa, pb = sorted(a.sum(1).flatten().tolist()), sorted(b.sum(1).flatten().tolist())
+    hand = sum((x - y) ** 2 for x, y in zip(pa, pb)) / 3 / 9
+    assert losses.sliced_wasserstein_colour_loss(a, b, grey).item() == pytest.approx(hand, rel=1e-5)

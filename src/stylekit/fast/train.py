@@ -9,6 +9,7 @@ style's VGG statistics and ``alpha``, and learns
     L = distill_weight * |student - teacher|_1
       + feature_weight * ||VGG(student) - VGG(teacher)||^2 at relu3_1
       + style_weight   * sum over --style-scales of the mean/std style loss against the style
+      + colour_weight  * squared sliced Wasserstein-2 distance of the RGB pixels to the style's
 
 A teacher makes the small network converge far faster than the perceptual
 losses alone (it is given an answer, not only a criterion); the VGG terms
@@ -38,7 +39,8 @@ from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import StylekitError
 from ..files import atomic_write
 from ..images import image_grid, save_image
-from ..losses import content_loss, feature_statistics, mean_std_style_loss, statistics_style_loss
+from ..losses import (content_loss, feature_statistics, mean_std_style_loss, sliced_wasserstein_colour_loss,
+                      statistics_style_loss)
 from ..measures import downsample
 from ..training.data import content_style_crops
 from ..training.loop import inverse_decay
@@ -78,6 +80,10 @@ class FastTrainConfig:
     style_scales: str = field(default="", metadata={"help": "downsampling factors the style loss is taken at, comma-"
                                                            "separated (default: 1,2; with --teacher-set the "
                                                            "--feature-scale alone, which shares the feature term's VGG pass)"})
+    colour_weight: float = field(default=0.0, metadata={"help": "weight of the squared sliced Wasserstein-2 distance between "
+                                                               "the RGB pixels of the output and of the style (the painting's "
+                                                               "palette; random directions each step)"})
+    colour_directions: int = field(default=16, metadata={"help": "random directions of the colour term, each step"})
     alpha_share: float = field(default=0.3, metadata={"help": "share of pairs trained at a random alpha in [0, 1] (the rest at 1)"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     lr_decay: float = field(default=2e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
@@ -107,7 +113,9 @@ class FastTrainConfig:
             raise StylekitError(f"--style-size must be at least 32, got {self.style_size}")
         if self.crop > min(self.content_resize, self.style_resize):
             raise StylekitError(f"--crop ({self.crop}) cannot exceed --content-resize or --style-resize")
-        for name in ("distill_weight", "feature_weight", "style_weight"):
+        if self.colour_directions < 1:
+            raise StylekitError("--colour-directions must be positive")
+        for name in ("distill_weight", "feature_weight", "style_weight", "colour_weight"):
             if getattr(self, name) < 0:
                 raise StylekitError(f"--{name.replace('_', '-')} must be non-negative")
         if self.feature_scale < 1 or (self.student_crop or self.crop) // self.feature_scale < 32:
@@ -215,8 +223,8 @@ class FastTrainTask:
         cfg = self.cfg
         part = self.ctx.slice(cfg.batch_size)
         if self.set is not None:
-            content, _, target, alpha, vectors, indices = self.set.sample(cfg.batch_size, self.crop, self.generator)
-            style = self.set_style_statistics(indices[part].tolist())
+            content, pixels, target, alpha, vectors, indices = self.set.sample(cfg.batch_size, self.crop, self.generator)
+            style = {"stats": self.set_style_statistics(indices[part].tolist()), "pixels": pixels[part].to(self.device)}
             content, target, alpha, vectors = (x[part].to(self.device) for x in (content, target, alpha, vectors))
             return content, style, alpha, target, vectors
         content = self.content.random_crops(cfg.batch_size, cfg.crop, self.generator)
@@ -243,16 +251,20 @@ class FastTrainTask:
                 for k in scales}
 
     def losses(self, content, style, alpha, target, vectors):
-        """The loss terms for a batch; ``style`` is the style images, or (with
-        a teacher set) their statistics at each of ``--style-scales``."""
+        """The loss terms for a batch; ``style`` is the style images, or (with a teacher
+        set) ``{"stats": their statistics at each of --style-scales, "pixels": the images}``."""
         cfg = self.cfg
         with autocast(self.device, self.dtype):
             output = self.student.net(content, vectors, alpha)
             parts = {"distill": F.l1_loss(output.float(), target)}
-            vgg_terms = self.set_vgg_terms if self.set is not None else self.vgg_terms
-            parts.update(vgg_terms(output, target, style, alpha))
+            if self.set is not None:
+                parts.update(self.set_vgg_terms(output, target, style["stats"], alpha))
+            else:
+                parts.update(self.vgg_terms(output, target, style, alpha))
+            if cfg.colour_weight:
+                parts["colour"] = self.colour_loss(output, style["pixels"] if self.set is not None else style, alpha)
             total = cfg.distill_weight * parts["distill"]
-            for name, weight in (("feature", cfg.feature_weight), ("style", cfg.style_weight)):
+            for name, weight in (("feature", cfg.feature_weight), ("style", cfg.style_weight), ("colour", cfg.colour_weight)):
                 if name in parts:
                     total = total + weight * parts[name]
         return total, parts
@@ -296,6 +308,16 @@ class FastTrainTask:
                 total = total + statistics_style_loss(feature_statistics(f, STYLE_LAYERS), target_stats)
             parts["style"] = total
         return parts
+
+    def colour_loss(self, output: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """The sliced Wasserstein colour term over the pairs trained at alpha 1, along
+        ``--colour-directions`` unit directions drawn from the run's generator; 0 when there are none."""
+        dirs = torch.randn(self.cfg.colour_directions, 3, generator=self.generator)
+        dirs = dirs / dirs.norm(dim=1, keepdim=True)
+        styled = alpha == 1
+        if not bool(styled.any()):
+            return output.new_zeros(())
+        return sliced_wasserstein_colour_loss(output[styled], style[styled], dirs)
 
     def style_loss(self, output: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         """The mean/std style loss summed over ``--style-scales``, over the pairs trained at
