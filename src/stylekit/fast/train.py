@@ -302,8 +302,10 @@ class FastTrainTask:
                 return parts
             total = 0.0
             for k in scales:
-                f = feats[k] if k in feats else self.encoder(downsample(output[styled], k), STYLE_LAYERS)
-                f = {layer: v[styled] for layer, v in f.items()} if k in feats else f
+                if k in feats:  # the feature term's pass, over the whole batch
+                    f = {layer: v[styled] for layer, v in feats[k].items()}
+                else:
+                    f = self.encoder(downsample(output[styled], k), STYLE_LAYERS)
                 target_stats = {layer: (m[styled], s[styled]) for layer, (m, s) in style_stats[k].items()}
                 total = total + statistics_style_loss(feature_statistics(f, STYLE_LAYERS), target_stats)
             parts["style"] = total
