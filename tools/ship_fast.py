@@ -111,15 +111,14 @@ def training_text(cfg: dict) -> str:
     where = (f"feature distance at 1/{cfg['feature_scale']} resolution"
              + (", style loss summed over the output at " + ", ".join("full" if k == 1 else f"1/{k}" for k in scales)
                 + " resolution" if cfg.get("style_weight") else ""))
+    teacher = "distillation from `adain` (coarse to fine, the default stylizer)"
     if cfg.get("teacher_set"):
         settings = json.loads((Path(cfg["teacher_set"]) / "set.json").read_text())
         pairs = settings["shards"] * settings["shard_size"]
-        return (f"distillation from `adain` (coarse to fine, the default stylizer) through a teacher set of {pairs:,} "
-                f"pairs of {settings['crop']} px crops (`stylekit train fast-teacher-set`, {int(100 * settings['alpha_share'])} % "
-                f"at a random alpha), trained on mirrored {cfg['student_crop'] or settings['crop']} px windows of them: "
-                f"{losses} ({where})")
-    return (f"distillation from `adain` (coarse to fine, the default stylizer) on {cfg['crop']} px crops: {losses} "
-            f"({where}); {int(100 * cfg['alpha_share'])} % of pairs at a random alpha")
+        return (f"{teacher} through a teacher set of {pairs:,} pairs of {settings['crop']} px crops "
+                f"(`stylekit train fast-teacher-set`, {int(100 * settings['alpha_share'])} % at a random alpha), "
+                f"trained on mirrored {cfg['student_crop'] or settings['crop']} px windows of them: {losses} ({where})")
+    return f"{teacher} on {cfg['crop']} px crops: {losses} ({where}); {int(100 * cfg['alpha_share'])} % of pairs at a random alpha"
 
 
 def start_text(cfg: dict) -> str:
