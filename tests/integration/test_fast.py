@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from stylekit.cli import main
 from stylekit.errors import StylekitError
-from stylekit.fast.model import FastNet, FastNetConfig, conv_flops, modulate, style_vector
+from stylekit.fast.model import FastNet, FastNetConfig, conv_flops, mean_colour_shift, modulate, style_vector
 
 from ..conftest import make_image
 
@@ -54,6 +54,24 @@ def test_style_vector_is_log_statistics():
     mean, var = f.mean(1), f.var(1, correction=0)
     assert torch.allclose(v[0, 128:256].double(), torch.log1p(mean), atol=1e-6)  # relu1_1 takes 2 x 64 first
     assert torch.allclose(v[0, 256:384].double(), 0.5 * torch.log(var + 1e-5), atol=1e-5)
+
+
+def test_mean_colour_shift_by_hand():
+    # channel 0: pixels 0.2, 0.4, 0.6, 1.5 (shown as 1.0) -> mean 0.55; channel 1: all 0.5; channel 2: -1, 0, 0, 0 -> 0
+    image = torch.tensor([[[[0.2, 0.4], [0.6, 1.5]], [[0.5, 0.5], [0.5, 0.5]], [[-1.0, 0.0], [0.0, 0.0]]]])
+    target = torch.tensor([[0.75, 0.1, 0.3]])
+    shift = mean_colour_shift(image, target, 0.5)
+    assert shift.shape == (1, 3, 1, 1)
+    assert torch.allclose(shift.flatten(), torch.tensor([0.1, -0.2, 0.15]), atol=1e-7)
+    # over a region: the left column (weights 1, 1) and half of the right (0.5, 0.5)
+    weight = torch.tensor([[[[1.0, 0.5], [1.0, 0.5]]]])
+    # weighted means: ch0 (0.2 + 0.2 + 0.6 + 0.5) / 3 = 0.5, ch1 0.5, ch2 0
+    region = mean_colour_shift(image, target, 1.0, weight=weight)
+    expected = weight * torch.tensor([0.25, -0.4, 0.3])[:, None, None]
+    assert torch.allclose(region, expected, atol=1e-6)
+    assert torch.equal(mean_colour_shift(image, target, 0.0), torch.zeros(1, 3, 1, 1))
+    with pytest.raises(StylekitError, match="mean_colour_shift"):
+        mean_colour_shift(image, torch.zeros(2, 3), 1.0)
 
 
 def test_untrained_head_is_plain_instance_norm():
@@ -104,6 +122,44 @@ def test_fast_stylizer_controls(small_net, tmp_path, encoder):
     assert not torch.allclose(model.stylize(content, s1, alpha=0.2, size=0, style_size=0), single, atol=1e-4)
 
 
+def test_fast_stylizer_moves_the_mean_colour_to_the_style(small_net, tmp_path, encoder):
+    from stylekit.fast.stylizer import FastStylizer
+
+    weights = save_net(small_net, tmp_path / "fast.safetensors")
+    shifted = FastStylizer.load(weights=weights, device="cpu", precision="fp32")
+    plain = FastStylizer.load(weights=weights, device="cpu", precision="fp32", mean_colour=False)
+    g = torch.Generator().manual_seed(4)
+    content = torch.rand(1, 3, 44, 60, generator=g, dtype=torch.float64).float()
+    s1 = torch.rand(1, 3, 40, 40, generator=g) * 0.3  # dark
+    s2 = 0.7 + torch.rand(1, 3, 48, 32, generator=g) * 0.3  # light
+
+    def means(x, cols=slice(None)):
+        return x[0, :, :, cols].double().clamp(0, 1).mean(dim=(1, 2))
+
+    raw = plain.transfer(content, [s1], alpha=0.6)
+    out = shifted.transfer(content, [s1], alpha=0.6)
+    offset = out - raw
+    assert float((offset - offset[..., :1, :1]).abs().max()) < 1e-6  # one offset per channel
+    expected = 0.6 * (s1[0].double().mean(dim=(1, 2)) - means(raw))
+    assert torch.allclose(offset[0, :, 0, 0].double(), expected, atol=1e-5)
+    # a blend aims at the weighted mean of the styles' means
+    raw = plain.transfer(content, [s1, s2], weights=[0.25, 0.75])
+    out = shifted.transfer(content, [s1, s2], weights=[0.25, 0.75])
+    target = 0.25 * s1[0].double().mean(dim=(1, 2)) + 0.75 * s2[0].double().mean(dim=(1, 2))
+    assert torch.allclose((out - raw)[0, :, 5, 5].double(), target - means(raw), atol=1e-5)
+    # masks: each region moves to its own style's mean
+    mask = torch.zeros(1, 1, 44, 60)
+    mask[..., :30] = 1
+    raw = plain.transfer(content, [s1, s2], masks=[mask, 1 - mask])
+    out = shifted.transfer(content, [s1, s2], masks=[mask, 1 - mask])
+    left, right = slice(0, 30), slice(30, 60)
+    assert torch.allclose((out - raw)[0, :, 3, 3].double(), s1[0].double().mean(dim=(1, 2)) - means(raw, left), atol=1e-5)
+    assert torch.allclose((out - raw)[0, :, 3, 40].double(), s2[0].double().mean(dim=(1, 2)) - means(raw, right),
+                          atol=1e-5)
+    # alpha 0 asks for none of the style: no shift
+    assert torch.equal(shifted.transfer(content, [s1], alpha=0.0), plain.transfer(content, [s1], alpha=0.0))
+
+
 def test_load_refuses_other_files(tmp_path, decoder_file):
     from stylekit.fast.stylizer import load_fast_net
 
@@ -136,15 +192,20 @@ def test_onnx_export_matches_pytorch(small_net, tmp_path, encoder):
     assert main(["export", "onnx", "--method", "fast", "--weights", str(weights), "--out", str(tmp_path / "x")]) == 0
     manifest = json.loads((tmp_path / "x" / "stylekit_fast_onnx.json").read_text())
     g = torch.Generator().manual_seed(3)
-    content, style = torch.rand(1, 3, 40, 56, generator=g), torch.rand(1, 3, 50, 70, generator=g)
+    content, style = torch.rand(1, 3, 40, 56, generator=g), torch.rand(1, 3, 48, 64, generator=g)
+    from stylekit.fast.stylizer import FastStylizer
+
+    stylizer = FastStylizer(small_net, encoder, device="cpu", precision="fp32", channels_last=False)
     with torch.no_grad():
         vec = style_vector(encoder(style, STYLE_LAYERS))
-        ref = small_net(content, vec, torch.tensor([0.6]))
+        ref = stylizer.transfer(content, [style], alpha=0.6)  # the style is at style_size: taken as it is
     style_sess = ort.InferenceSession(str(tmp_path / "x" / manifest["style"]))
     net_sess = ort.InferenceSession(str(tmp_path / "x" / manifest["network"]))
-    v = style_sess.run(None, {"style": style.numpy()})[0]
-    out = net_sess.run(None, {"content": content.numpy(), "style_vector": v, "alpha": np.array([0.6], np.float32)})[0]
+    v, m = style_sess.run(None, {"style": style.numpy()})
+    out = net_sess.run(None, {"content": content.numpy(), "style_vector": v, "style_mean": m,
+                              "alpha": np.array([0.6], np.float32)})[0]
     assert np.abs(v - vec.numpy()).max() < 1e-4
+    assert np.abs(m - style.mean(dim=(2, 3)).numpy()).max() < 1e-6
     assert np.abs(out - ref.numpy()).max() < 1e-4
 
 

@@ -20,8 +20,8 @@ def export_args(p: argparse.ArgumentParser) -> None:
                            description="adain: DIR/encoder.onnx (image -> features), DIR/decoder.onnx (features -> "
                                        "image), both with dynamic height and width, and DIR/stylekit_onnx.json; run "
                                        "them with stylekit.onnx_backend.OnnxAdaINStylizer(DIR). fast: DIR/style.onnx "
-                                       "(style image -> style vector) and DIR/fast.onnx (content, style vector, alpha "
-                                       "-> image), and DIR/stylekit_fast_onnx.json.")
+                                       "(style image -> style vector and mean colour), DIR/fast.onnx (content, style "
+                                       "vector, mean colour, alpha -> image), and DIR/stylekit_fast_onnx.json.")
     o.add_argument("--method", choices=["adain", "fast"], default="adain", help="the method to export (default: adain)")
     o.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     o.add_argument("--weights", metavar="FILE", help="the method's trained network (default: the shipped one)")

@@ -2,9 +2,12 @@
 control of :class:`stylekit.pipeline.Stylizer`.
 
 A style is prepared once (its VGG statistics at ``style_size`` px, turned
-into modulation parameters at each alpha); the content never meets VGG.
-Several styles blend their modulation parameters by weight (as AdaIN blends
-its affine maps); masks give each region its style's parameters.
+into modulation parameters at each alpha, and its mean colour); the content
+never meets VGG. Several styles blend their modulation parameters by weight
+(as AdaIN blends its affine maps); masks give each region its style's
+parameters. With ``mean_colour`` (the default) the output's mean RGB is then
+moved ``alpha`` of the way to the style's (:func:`~stylekit.fast.model.mean_colour_shift`;
+a blend's weighted mean, each masked region its own style's).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..encoder import VGGEncoder
 from ..errors import StylekitError
 from ..pipeline import Stylizer, equal_weights, pad_to_multiple
 from ..weights import load_encoder, resolve
-from .model import STYLE_LAYERS, FastNet, FastNetConfig, fit_style, style_vector
+from .model import STYLE_LAYERS, FastNet, FastNetConfig, fit_style, mean_colour_shift, style_vector
 
 DEFAULT_WEIGHTS = "fast-relu3_1"
 
@@ -49,13 +52,14 @@ class FastStylizer(Stylizer):
     method = "fast"
 
     def __init__(self, net: FastNet, encoder: VGGEncoder, device="cpu", precision: str = "auto",
-                 channels_last: bool = True):
+                 channels_last: bool = True, mean_colour: bool = True):
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.encoder = encoder.to(self.device).eval()
         self.precision = precision
         self.dtype = resolve_precision(self.device, precision)
         self.channels_last = bool(channels_last)
+        self.mean_colour = bool(mean_colour)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self._styles: dict = {}
@@ -70,16 +74,17 @@ class FastStylizer(Stylizer):
         self._styles.clear()
 
     @torch.inference_mode()
-    def prepare_style(self, style: torch.Tensor) -> torch.Tensor:
-        """The style's statistics vector (1, style_dim), from the style at ``style_size`` px (longer side)."""
-        style = fit_style(style, self.net.cfg.style_size)
+    def prepare_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The style's statistics vector (1, style_dim) and mean colour (1, 3), from
+        the style at ``style_size`` px (longer side; area averaging keeps the mean)."""
+        style = fit_style(style, self.net.cfg.style_size).to(self.device)
         with autocast(self.device, self.dtype):
-            feats = self.encoder(style.to(self.device), STYLE_LAYERS)
-        return style_vector(feats)
+            feats = self.encoder(style, STYLE_LAYERS)
+        return style_vector(feats), style.float().mean(dim=(2, 3))
 
-    def _params(self, prepared: list[torch.Tensor], weights: list[float], masks, alpha: float, size_hw):
+    def _params(self, prepared: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float], masks, alpha: float, size_hw):
         """Modulation parameters of the blend (weights) or the regions (masks) at ``alpha``."""
-        per_style = [self.net.modulation(v, alpha) for v in prepared]
+        per_style = [self.net.modulation(v, alpha) for v, _ in prepared]
         if masks is None:
             return [(sum(w * p[i][0] for w, p in zip(weights, per_style)),
                      sum(w * p[i][1] for w, p in zip(weights, per_style))) for i in range(len(per_style[0]))]
@@ -110,4 +115,17 @@ class FastStylizer(Stylizer):
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.dtype):
             out = self.net.render(x, params)
-        return out[..., :h, :w].float().contiguous()
+        out = out[..., :h, :w].float().contiguous()  # the colour means reduce fastest over contiguous planes
+        if self.mean_colour and alpha:
+            out += self._colour_shift(out, [mean for _, mean in prepared], weights, masks, alpha)
+        return out
+
+    @staticmethod
+    def _colour_shift(out, means, weights, masks, alpha) -> torch.Tensor:
+        """The offset taking the output's mean colour ``alpha`` of the way to the styles' (the
+        blend's weighted mean; with masks, each region's to its own style's)."""
+        if masks is None:
+            return mean_colour_shift(out, sum(w * m for w, m in zip(weights, means)), alpha)
+        ms = [m[..., : out.shape[-2], : out.shape[-1]] for m in masks]
+        total = sum(ms).clamp_min(1e-6)
+        return sum(mean_colour_shift(out, mean, alpha, weight=m / total) for m, mean in zip(ms, means))
