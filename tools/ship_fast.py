@@ -87,9 +87,12 @@ def main() -> None:
         from ship_model import loss_curve
 
         loss_curve(args.run_dir / "log.csv", CARD / "loss_curve.png")
+        cfg = json.loads((args.run_dir / "run.json").read_text())["config"]
+        # the teacher set lives outside the repository: keep the settings the card names
+        teacher_set = json.loads((Path(cfg["teacher_set"]) / "set.json").read_text()) if cfg.get("teacher_set") else None
         (CARD / "ship.json").write_text(json.dumps(
             {"step": facts["step"], "train_seconds": facts["train_seconds"], "precision_check": precision,
-             "shipped_dtype": str(dtype).replace("torch.", "")}, indent=2) + "\n")
+             "shipped_dtype": str(dtype).replace("torch.", ""), "teacher_set": teacher_set}, indent=2) + "\n")
         command = [sys.executable, str(REPO / "benchmarks" / "bold_style.py"), "--data", str(args.data / "dev_eval"),
                    "--methods", "fast", "--threads", "1", "--out", str(CARD / "evaluate.json"),
                    "--grid", str(CARD / "dev_eval_grid.jpg")]
@@ -99,8 +102,9 @@ def main() -> None:
     write_card(args)
 
 
-def training_text(cfg: dict) -> str:
-    """The card's account of what the run trained on, and with which losses."""
+def training_text(cfg: dict, settings: dict | None) -> str:
+    """The card's account of what the run trained on, and with which losses
+    (``settings``: the teacher set's, as shipping recorded them)."""
     from dataclasses import fields
 
     from stylekit.fast.train import FastTrainConfig
@@ -113,7 +117,6 @@ def training_text(cfg: dict) -> str:
                 + " resolution" if cfg.get("style_weight") else ""))
     teacher = "distillation from `adain` (coarse to fine, the default stylizer)"
     if cfg.get("teacher_set"):
-        settings = json.loads((Path(cfg["teacher_set"]) / "set.json").read_text())
         pairs = settings["shards"] * settings["shard_size"]
         return (f"{teacher} through a teacher set of {pairs:,} pairs of {settings['crop']} px crops "
                 f"(`stylekit train fast-teacher-set`, {int(100 * settings['alpha_share'])} % at a random alpha), "
@@ -164,7 +167,10 @@ The network of `stylekit.load("fast")` / `--method fast`: arbitrary style transf
 with no VGG on the content path. A style is encoded once (the channel means and
 standard deviations of its VGG-19 relu1_1..relu3_1 features at {net.cfg.style_size} px); a small
 MLP turns them and `alpha` into the scale and shift of every modulated layer of
-a compact encoder-decoder (`stylekit/fast/model.py`).
+a compact encoder-decoder (`stylekit/fast/model.py`). The output's mean colour
+is then moved `alpha` of the way to the style's mean colour (the stylizer's
+`mean_colour`, on by default; `fast/model.py: mean_colour_shift`), and every
+figure below includes that step.
 
 | | |
 | --- | --- |
@@ -172,7 +178,7 @@ a compact encoder-decoder (`stylekit/fast/model.py`).
 | parameters | {params / 1e6:.3f} M (content path and modulation head) |
 | convolutions | {gflop:.2f} GFLOP per 512 x 512 frame (VGG style encoding once per style, not counted) |
 | architecture | widths {cfg['widths']}, {cfg['blocks']} modulated depthwise-separable residual blocks at 1/8, modulated decoder at 1/4, 1/2 and full resolution |
-| training | {training_text(cfg)} |
+| training | {training_text(cfg, shipped.get('teacher_set'))} |
 | data | `../shared/data/content` (photos) x `../shared/data/style` (paintings); see `SOURCES.tsv` there |
 | steps | {shipped['step']:,} (batch {cfg['batch_size']}), Adam lr {cfg['lr']:g} with inverse decay {cfg['lr_decay']:g} |
 | wall time | {shipped['train_seconds'] / 3600:.2f} h on 1 CPU thread{start_text(cfg)} |
