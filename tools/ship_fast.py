@@ -169,7 +169,7 @@ standard deviations of its VGG-19 relu1_1..relu3_1 features at {net.cfg.style_si
 MLP turns them and `alpha` into the scale and shift of every modulated layer of
 a compact encoder-decoder (`stylekit/fast/model.py`). The output's mean colour
 is then moved `alpha` of the way to the style's mean colour (the stylizer's
-`mean_colour`, on by default; `fast/model.py: mean_colour_shift`), and every
+`mean_colour`, on by default; `color.mean_colour_shift`), and every
 figure below includes that step.
 
 | | |

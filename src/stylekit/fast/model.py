@@ -91,31 +91,6 @@ def fit_style(style: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(style, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
 
 
-def mean_colour_shift(image: torch.Tensor, target: torch.Tensor, strength, weight: torch.Tensor | None = None
-                      ) -> torch.Tensor:
-    """The RGB offset that moves the mean colour of ``image`` (N, 3, H, W),
-    taken on the image clamped to [0, 1] as it will be shown, ``strength`` of
-    the way to ``target`` (N, 3): ``strength * (target - mean)``, shaped
-    (N, 3, 1, 1) to add to every pixel. With ``weight`` (N, 1, H, W) the mean
-    is the weighted one over a region and the offset is ``weight`` times it
-    (N, 3, H, W), so regions shifted one by one add up.
-
-    The network learns a style's palette only through its losses and misses
-    its mean colour by a few percent; the style's mean is known exactly, and
-    moving the output there lowers every style measure (the relu1_1
-    statistics follow the mean colour) at almost no cost to the content."""
-    if image.dim() != 4 or image.shape[1] != 3 or target.shape != (image.shape[0], 3):
-        raise StylekitError(f"mean_colour_shift takes images (N, 3, H, W) and targets (N, 3), "
-                            f"got {tuple(image.shape)} and {tuple(target.shape)}")
-    strength = torch.as_tensor(strength, dtype=torch.float32, device=image.device).reshape(-1, 1)  # a number or (N,)
-    shown = image.float().clamp(0, 1)
-    if weight is None:
-        mean = shown.mean(dim=(2, 3))
-        return (strength * (target.float() - mean))[..., None, None]
-    mean = (shown * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp_min(1e-6)
-    return weight * (strength * (target.float() - mean))[..., None, None]
-
-
 class ModulationHead(nn.Module):
     """Style vector and alpha -> one (scale, shift) pair per modulated channel.
 

@@ -23,7 +23,8 @@ import torch
 from ..files import atomic_write, output_directory
 from ..onnx_backend import OPSET, _quiet, require_onnx
 from ..weights import load_encoder, resolve
-from .model import STYLE_LAYERS, FastNet, mean_colour_shift, style_vector
+from ..color import mean_colour_shift
+from .model import STYLE_LAYERS, FastNet, style_vector
 from .stylizer import DEFAULT_WEIGHTS, load_fast_net
 
 STYLE_FILE, NET_FILE, MANIFEST = "style.onnx", "fast.onnx", "stylekit_fast_onnx.json"

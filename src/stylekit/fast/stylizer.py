@@ -6,7 +6,7 @@ into modulation parameters at each alpha, and its mean colour); the content
 never meets VGG. Several styles blend their modulation parameters by weight
 (as AdaIN blends its affine maps); masks give each region its style's
 parameters. With ``mean_colour`` (the default) the output's mean RGB is then
-moved ``alpha`` of the way to the style's (:func:`~stylekit.fast.model.mean_colour_shift`;
+moved ``alpha`` of the way to the style's (:func:`~stylekit.color.mean_colour_shift`;
 a blend's weighted mean, each masked region its own style's).
 """
 
@@ -17,12 +17,13 @@ import json
 import torch
 import torch.nn.functional as F
 
+from ..color import mean_colour_shift
 from ..devices import autocast, resolve_device, resolve_precision
 from ..encoder import VGGEncoder
 from ..errors import StylekitError
 from ..pipeline import Stylizer, equal_weights, pad_to_multiple
 from ..weights import load_encoder, resolve
-from .model import STYLE_LAYERS, FastNet, FastNetConfig, fit_style, mean_colour_shift, style_vector
+from .model import STYLE_LAYERS, FastNet, FastNetConfig, fit_style, style_vector
 
 DEFAULT_WEIGHTS = "fast-relu3_1"
 
