@@ -166,6 +166,22 @@ def test_resume_rejects_changed_config(tiny_data, tmp_path):
     assert main(train_args(tiny_data, run, "--max-steps", "2", "--resume", "--style-weight", "3", "--no-progress")) == 2
 
 
+def test_resume_of_a_checkpoint_saved_before_a_setting_existed_takes_its_default(tiny_data, tmp_path):
+    """A checkpoint without a later setting was trained with its default: it resumes,
+    and asking for another value is still refused."""
+    from stylekit.training.loop import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    assert main(train_args(tiny_data, run, "--max-steps", "1", "--sample-every", "0", "--no-progress")) == 0
+    payload = load_checkpoint(run / "checkpoint.pt")
+    del payload["config"]["style_scales"], payload["config"]["pyramid"], payload["config"]["log_every"]
+    save_checkpoint(run / "checkpoint.pt", payload)
+    assert main(["train", "adain", "--out", str(run), "--resume", "--max-steps", "2", "--no-progress"]) == 0
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 2
+    assert main(["train", "adain", "--out", str(run), "--resume", "--max-steps", "3", "--style-weight", "3",
+                 "--no-progress"]) == 2
+
+
 def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "stylekit", *args]
 

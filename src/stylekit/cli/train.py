@@ -123,7 +123,7 @@ def _trainer(name: str):
 def cmd_train(args) -> int:
     from dataclasses import asdict
 
-    from ..training.loop import run_training
+    from ..training.loop import config_defaults, run_training
 
     config_cls, task_cls = _trainer(args.trainer)
     resumed_from = _settings_from_run(args, config_cls)
@@ -147,7 +147,7 @@ def cmd_train(args) -> int:
             file=sys.stderr,
         )
     try:
-        summary = run_training(task, asdict(cfg), args.out, loop, resume=args.resume)
+        summary = run_training(task, asdict(cfg), args.out, loop, resume=args.resume, defaults=config_defaults(type(cfg)))
     finally:
         # the DDP models (and their reducers' pending work) go before the process group they use
         del task

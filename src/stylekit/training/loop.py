@@ -26,7 +26,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
@@ -125,7 +125,20 @@ RESUMABLE_CHANGES = {
 }
 
 
-def _check_same_config(saved: dict, current: dict, path: Path) -> None:
+def config_defaults(config_cls) -> dict:
+    """The default of every field of a config dataclass that has one."""
+    out = {}
+    for f in fields(config_cls):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _check_same_config(saved: dict, current: dict, path: Path, defaults: dict | None = None) -> None:
+    # A checkpoint written before a setting existed was trained with that setting's default.
+    saved = {**(defaults or {}), **saved}
     changed = sorted(k for k in set(saved) | set(current) if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:4])
@@ -157,8 +170,12 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopConfig, resume: bool = False) -> dict:
+def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopConfig, resume: bool = False,
+                 defaults: dict | None = None) -> dict:
     """Train ``task`` until ``loop.max_steps``; returns a summary dict.
+
+    ``defaults``: the config's field defaults; a resumed checkpoint that lacks a
+    setting (saved before it existed) counts as trained with its default.
 
     Under torchrun every process runs this loop in lockstep; only rank 0 writes
     (checkpoints, weights, log, samples, progress), every rank reads the
@@ -182,7 +199,7 @@ def run_training(task: TrainTask, config: dict, run_dir: str | Path, loop: LoopC
         payload = load_checkpoint(ckpt_path)
         if payload.get("kind") != task.kind:
             raise StylekitError(f"{ckpt_path} is a {payload.get('kind')} checkpoint, not {task.kind}")
-        _check_same_config(payload["config"], full_config, ckpt_path)
+        _check_same_config(payload["config"], full_config, ckpt_path, {**config_defaults(LoopConfig), **(defaults or {})})
         task.load_state_dict(payload["task"])
         _set_rng_state(payload["rng"])
         step, elapsed = int(payload["step"]), float(payload["elapsed"])
