@@ -20,10 +20,10 @@ import json
 
 import torch
 
+from ..color import mean_colour_shift
 from ..files import atomic_write, output_directory
 from ..onnx_backend import OPSET, _quiet, require_onnx
 from ..weights import load_encoder, resolve
-from ..color import mean_colour_shift
 from .model import STYLE_LAYERS, FastNet, style_vector
 from .stylizer import DEFAULT_WEIGHTS, load_fast_net
 
