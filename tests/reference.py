@@ -133,6 +133,39 @@ def adain(content, style, eps=1e-5):
     return adain_from_stats(content, s_mean, s_std, eps)
 
 
+def covariance_transform(content, style, P, A, a, B, b, Q, eps=1e-5, mask=None):
+    """The learned covariance transform on AdaIN, per sample, position by position:
+    ``x_hat = (x - mu_c) / sigma_c``, ``z = P x_hat``, ``M = mat(A vec(cov(P s_hat)) + a) mat(B vec(cov(z)) + b)``,
+    ``t = sigma_s * (x_hat + Q M z) + mu_s``; the content's statistics and covariance over ``mask`` when given
+    (one style for the batch)."""
+    x, st = to_np(content), to_np(style)
+    P, A, a, B, b, Q = (to_np(t) for t in (P, A, a, B, b, Q))
+    n, c, h, w = x.shape
+    r = P.shape[0]
+    m = np.ones((n, 1, h, w)) if mask is None else to_np(mask)
+    c_mean, c_std = mean_std(content, eps) if mask is None else masked_mean_std(content, mask, eps)
+    s_mean, s_std = mean_std(style, eps)
+
+    def cov(vectors, weights):
+        total = np.zeros((r, r))
+        for v, wt in zip(vectors, weights):
+            total += wt * np.outer(v, v)
+        return total / sum(weights)
+
+    s_vectors = [P @ ((st[0, :, y, xx] - s_mean[0, :, 0, 0]) / s_std[0, :, 0, 0])
+                 for y in range(st.shape[2]) for xx in range(st.shape[3])]
+    s_matrix = (A @ cov(s_vectors, [1.0] * len(s_vectors)).ravel() + a).reshape(r, r)
+    out = np.empty_like(x)
+    for i in range(n):
+        normal = (x[i] - c_mean[i]) / c_std[i]
+        z = np.einsum("rc,chw->rhw", P, normal)
+        cells = [(y, xx) for y in range(h) for xx in range(w)]
+        c_matrix = (B @ cov([z[:, y, xx] for y, xx in cells], [m[i, 0, y, xx] for y, xx in cells]).ravel() + b).reshape(r, r)
+        moved = np.einsum("cr,rhw->chw", Q @ s_matrix @ c_matrix, z)
+        out[i] = s_std[0] * (normal + moved) + s_mean[0]
+    return out
+
+
 def spade(x, gamma, beta, eps=1e-5):
     """SPADE: parameter-free batch norm, then ``* (1 + gamma) + beta`` per position."""
     return batch_norm(x, eps=eps) * (1 + to_np(gamma)) + to_np(beta)

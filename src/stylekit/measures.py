@@ -93,18 +93,15 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64) ->
     return g / g.sum()
 
 
-def ssim_gray(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, k1: float = 0.01,
-              k2: float = 0.03) -> float:
+def ssim_luma(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, k1: float = 0.01,
+              k2: float = 0.03) -> torch.Tensor:
     """SSIM (Wang et al. 2004: Gaussian window, ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``,
-    ``L = 1``) of the luma of two same-sized images in [0, 1], averaged over the
-    valid window positions."""
-    a, b = _check_image(a, "image"), _check_image(b, "image")
-    if a.shape[-2:] != b.shape[-2:]:
-        raise StylekitError(f"SSIM needs images of one size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
-    luma = torch.tensor(LUMA, dtype=torch.float64).view(1, 3, 1, 1)
-    x = (a.double().cpu() * luma).sum(1, keepdim=True)
-    y = (b.double().cpu() * luma).sum(1, keepdim=True)
-    g = _gaussian_window(window, sigma)
+    ``L = 1``) of the luma of two batches (N, 3, H, W) in [0, 1], averaged over the
+    valid window positions: (N,), differentiable, in the inputs' dtype (a
+    training loss uses it as it is; :func:`ssim_gray` measures in float64)."""
+    luma = torch.tensor(LUMA, dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
+    x, y = (a * luma).sum(1, keepdim=True), (b * luma).sum(1, keepdim=True)
+    g = _gaussian_window(window, sigma, a.dtype).to(a.device)
     kernel = (g[:, None] * g[None, :])[None, None]
 
     def blur(t):
@@ -114,7 +111,16 @@ def ssim_gray(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float =
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     c1, c2 = k1**2, k2**2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return float(s.mean())
+    return s.mean(dim=(1, 2, 3))
+
+
+def ssim_gray(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5, k1: float = 0.01,
+              k2: float = 0.03) -> float:
+    """:func:`ssim_luma` of two same-sized images (3, H, W) in [0, 1] (or batches: their mean), in float64."""
+    a, b = _check_image(a, "image"), _check_image(b, "image")
+    if a.shape[-2:] != b.shape[-2:]:
+        raise StylekitError(f"SSIM needs images of one size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
+    return float(ssim_luma(a.double().cpu(), b.double().cpu(), window, sigma, k1, k2).mean())
 
 
 def _fit_side(image: torch.Tensor, max_side: int) -> torch.Tensor:

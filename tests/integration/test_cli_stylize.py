@@ -146,6 +146,33 @@ def test_cli_matches_python_api(capsys, tmp_path, content, style, stylizer, w):
     assert np.abs(other - expected).max() >= 3  # alpha changes the picture beyond the tolerance
 
 
+def test_transform_flag_runs_the_trained_transform(capsys, tmp_path, content, style, stylizer, w):
+    from stylekit.adain.model import AdaINStylizer
+    from stylekit.adain.transform import CovarianceTransform
+    from stylekit.files import save_tensors
+
+    transform = CovarianceTransform(256, 4)
+    with torch.no_grad():
+        for p in transform.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.2)
+    save_tensors(tmp_path / "t.safetensors", transform.state_dict(), {"kind": "adain-transform"})
+    out = tmp_path / "r.png"
+    code, _, err = run(capsys, content, "--style", style, "-o", out, "--transform", tmp_path / "t.safetensors", *SIZES, *w)
+    assert code == 0, err
+    with_transform = AdaINStylizer(stylizer.encoder, stylizer.decoder, device="cpu", transform=transform)
+    expected = np.asarray(with_transform.stylize(content, style, size=64, style_size=64)).astype(int)
+    assert np.abs(pixels(out) - expected).max() <= 1
+    plain = np.asarray(stylizer.stylize(content, style, size=64, style_size=64)).astype(int)
+    assert np.abs(plain - expected).max() >= 3
+    for args, message in ((["--method", "style-swap"], "--transform applies only to --method adain"),
+                          ([], "cannot read")):
+        missing = tmp_path / "none.safetensors"
+        code, _, err = run(capsys, content, "--style", style, "-o", tmp_path / "x.png", "--transform",
+                           tmp_path / "t.safetensors" if args else missing, *args, *SIZES, *w)
+        assert_error(code, err, message)
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_output_dir_content_x_style(capsys, tmp_path, w):
     contents, styles, out = tmp_path / "contents", tmp_path / "styles", tmp_path / "out"
     make_image(contents / "c1.png", (80, 60), 1)

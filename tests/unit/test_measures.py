@@ -10,7 +10,7 @@ import torch
 
 from stylekit.errors import StylekitError
 from stylekit.measures import (cfsd_from_features, colour_distance, downsample, measure, multiscale_style_losses,
-                               ssim_gray)
+                               ssim_gray, ssim_luma)
 
 
 
@@ -71,6 +71,17 @@ def test_ssim_matches_the_definition_on_luma():
     luma = lambda t: (0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]).numpy()  # noqa: E731
     assert ssim_gray(a, b) == pytest.approx(_ssim_reference(luma(a), luma(b)), rel=1e-9)
     assert ssim_gray(a, a) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_batched_ssim_is_each_images_and_has_a_gradient():
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.rand(2, 3, 20, 24, generator=g, dtype=torch.float64), torch.rand(2, 3, 20, 24, generator=g, dtype=torch.float64)
+    a.requires_grad_()
+    values = ssim_luma(a, b)
+    for i in range(2):
+        x, y = ((0.299 * t[i, 0] + 0.587 * t[i, 1] + 0.114 * t[i, 2]).detach().numpy() for t in (a, b))
+        assert values[i].item() == pytest.approx(_ssim_reference(x, y), rel=1e-9)
+    assert torch.autograd.gradcheck(lambda x: ssim_luma(x, b[:, :, :14, :14]), (a[:1, :, :14, :14].detach().requires_grad_(),))
 
 
 def test_ssim_needs_one_size():

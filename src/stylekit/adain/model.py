@@ -34,6 +34,7 @@ from ..networks import FeedForwardNetworks, SpeedSettings, speed_settings
 from ..ops import mean_std_fast
 from ..pipeline import Stylizer, equal_weights, pad_to_multiple
 from ..weights import load_encoder, resolve
+from .transform import CovarianceTransform, load_transform
 
 DEFAULT_DECODER = "adain-decoder-relu3_1"
 
@@ -81,37 +82,51 @@ class AdaINStylizer(Stylizer):
         precision: str | None = None,
         cache_size: int = 8,
         *,
+        transform: CovarianceTransform | None = None,
         speed: SpeedSettings | None = None,
         **speed_options,
     ):
         """``eps``: added to the variance in the AdaIN statistics. ``cache_size``
-        encoder outputs are cached (0: no cache, no hashing). ``speed`` (or
-        its fields as keywords, ``precision`` among them) says how the
-        networks run: :class:`stylekit.networks.SpeedSettings`."""
+        encoder outputs are cached (0: no cache, no hashing). ``transform``: a
+        trained :class:`stylekit.adain.transform.CovarianceTransform` in place
+        of plain AdaIN (None: AdaIN). ``speed`` (or its fields as keywords,
+        ``precision`` among them) says how the networks run:
+        :class:`stylekit.networks.SpeedSettings`."""
         if precision is not None:
             speed_options["precision"] = precision
         networks = FeedForwardNetworks(encoder, decoder, device, speed_settings(speed, **speed_options))
-        self._attach(networks, eps, cache_size)
+        self._attach(networks, eps, cache_size, transform)
 
-    def _attach(self, networks: FeedForwardNetworks, eps: float, cache_size: int) -> None:
+    def _attach(self, networks: FeedForwardNetworks, eps: float, cache_size: int,
+                transform: CovarianceTransform | None = None) -> None:
         """Take ``networks`` as this stylizer's encoder and decoder (what every
         constructor ends with: the ONNX backend brings networks of its own)."""
         self.networks = networks
         self.device = networks.device
         self.eps = eps
         self._cache = _LRU(cache_size)
+        if transform is not None:
+            if transform.channels != networks.decoder.in_channels:
+                raise StylekitError(f"the transform works on {transform.channels} channels, the decoder "
+                                    f"on {networks.decoder.in_channels}")
+            transform = transform.to(self.device).eval().requires_grad_(False)
+        self.transform = transform
 
     @classmethod
     def load(
-        cls, weights=None, encoder_weights=None, device="auto", precision: str = "auto", cache_size: int = 8, **options
+        cls, weights=None, encoder_weights=None, device="auto", precision: str = "auto", cache_size: int = 8,
+        transform_weights=None, **options
     ) -> "AdaINStylizer":
-        """The shipped decoder (or ``weights``) and the verified VGG-19 encoder.
+        """The shipped decoder (or ``weights``) and the verified VGG-19 encoder;
+        with ``transform_weights``, a trained covariance transform
+        (:mod:`stylekit.adain.transform`) in place of plain AdaIN.
         ``cache_size`` encoder outputs are cached (0: no cache, no hashing);
         ``options``: ``speed=`` or the fields of :class:`stylekit.networks.SpeedSettings`."""
         device = resolve_device(device)
         decoder = load_decoder(weights if weights is not None else resolve(DEFAULT_DECODER))
         encoder = load_encoder(encoder_weights, last_layer=decoder.from_layer)
-        return cls(encoder, decoder, device, precision=precision, cache_size=cache_size, **options)
+        transform = None if transform_weights is None else load_transform(transform_weights)
+        return cls(encoder, decoder, device, precision=precision, cache_size=cache_size, transform=transform, **options)
 
     # --- what the networks know ---
 
@@ -177,6 +192,8 @@ class AdaINStylizer(Stylizer):
         are folded first and the (large) feature map is read once.
         """
         weights = equal_weights(weights, len(style_stats))
+        if self.transform is not None:
+            return self._transformed(content_feat, style_stats, weights, masks, alpha)
         if masks is None:
             c_mean, c_std = mean_std_fast(content_feat, self.eps)
             scale = shift = 0
@@ -187,23 +204,51 @@ class AdaINStylizer(Stylizer):
             scale = alpha * scale + (1 - alpha)
             shift = alpha * shift
             return torch.addcmul(shift, content_feat, scale)
-        h, w = content_feat.shape[-2:]
-        feature_masks = []
-        for mask in masks:
-            padded = pad_to_multiple(mask, self.multiple)
-            feature_masks.append(F.interpolate(padded, size=(h, w), mode="area"))
+        feature_masks = self._feature_masks(masks, content_feat.shape[-2:])
         stylized = []
         for mask, (s_mean, s_std) in zip(feature_masks, style_stats):
-            if float(mask.sum()) <= 0:
-                raise StylekitError("a mask's region vanishes at feature resolution; use a larger region")
             c_mean, c_std = masked_mean_std(content_feat, mask, self.eps)
             stylized.append(s_std * (content_feat - c_mean) / c_std + s_mean)
         t = blend_regions(content_feat, stylized, feature_masks)
         return alpha * t + (1 - alpha) * content_feat
 
-    def prepare_style(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A style's encoding for AdaIN: its feature statistics (:meth:`style_stats`)."""
-        return self.style_stats(style)
+    def _feature_masks(self, masks, size_hw) -> list[torch.Tensor]:
+        """Each mask at feature resolution; a region that vanishes there is an error."""
+        feature_masks = []
+        for mask in masks:
+            m = F.interpolate(pad_to_multiple(mask, self.multiple), size=size_hw, mode="area")
+            if float(m.sum()) <= 0:
+                raise StylekitError("a mask's region vanishes at feature resolution; use a larger region")
+            feature_masks.append(m)
+        return feature_masks
+
+    def _transformed(self, content_feat, codes, weights, masks, alpha) -> torch.Tensor:
+        """:meth:`target_features` through the learned transform: the styles' targets
+        blended by ``weights``, or each in its mask's region (content statistics
+        of that region)."""
+        x = content_feat.float()
+        if masks is None:
+            t = sum(w * self.transform(x, code) for w, code in zip(weights, codes))
+        else:
+            feature_masks = self._feature_masks(masks, x.shape[-2:])
+            t = blend_regions(x, [self.transform(x, code, m) for m, code in zip(feature_masks, codes)], feature_masks)
+        return (alpha * t + (1 - alpha) * x).to(content_feat.dtype)
+
+    def style_code(self, style: torch.Tensor):
+        """A style's summary for the learned transform
+        (:meth:`stylekit.adain.transform.CovarianceTransform.style_code`); cached."""
+        key = _LRU.key(style, "code") if self._cache.capacity > 0 else None
+        cached = self._cache.get(key)
+        if cached is None:
+            with self.networks.grad_mode():
+                cached = self.transform.style_code(self.networks.encode_image(style).float())
+            self._cache.put(key, cached)
+        return cached
+
+    def prepare_style(self, style: torch.Tensor):
+        """A style's encoding: its feature statistics for AdaIN (:meth:`style_stats`),
+        its :meth:`style_code` with a learned transform."""
+        return self.style_stats(style) if self.transform is None else self.style_code(style)
 
     def transfer_prepared(self, content, prepared, weights=None, masks=None, alpha: float = 1.0) -> torch.Tensor:
         weights = equal_weights(weights, len(prepared))

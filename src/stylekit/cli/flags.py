@@ -56,7 +56,10 @@ def add_sizes(p: argparse.ArgumentParser, whose: str) -> None:
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
-    """Flags of the style-swap and gatys methods (rejected where they do not apply)."""
+    """Flags of the adain, style-swap and gatys methods (rejected where they do not apply)."""
+    p.add_argument_group("adain options").add_argument(
+        "--transform", metavar="FILE",
+        help="adain: a trained covariance transform (stylekit train adain-transform) in place of plain AdaIN")
     g = p.add_argument_group("style-swap and gatys options")
     g.add_argument("--optimize", action="store_true",
                    help="style-swap: invert the swapped features by image optimisation instead of the inverse network")
@@ -99,6 +102,10 @@ def method_options(args) -> dict:
         name = flag(next(d for d in given if d in OPTIMISATION_FLAGS))
         raise StylekitError(f"{name} needs --optimize with --method style-swap (the inverse network does not optimise)")
     options = {d: getattr(args, d) for d in given}
+    if args.transform is not None:
+        if args.method != "adain":
+            raise StylekitError("--transform applies only to --method adain")
+        options["transform_weights"] = args.transform
     if args.method == "style-swap":
         options["optimize"] = args.optimize
     if optimises:

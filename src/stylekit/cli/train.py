@@ -18,6 +18,8 @@ from .parser import Parser, flag, warn
 # name -> (module, config class, task class, help); each trainer is one line here
 TRAINERS = {
     "adain": ("stylekit.adain.train", "AdaINTrainConfig", "AdaINTrainTask", "train the AdaIN decoder"),
+    "adain-transform": ("stylekit.adain.train_transform", "TransformTrainConfig", "TransformTrainTask",
+                        "train the covariance transform in front of the frozen AdaIN decoder"),
     "style-swap": ("stylekit.style_swap.train", "StyleSwapTrainConfig", "StyleSwapTrainTask",
                    "train the style-swap inverse network"),
     "spade": ("stylekit.spade.train", "SPADETrainConfig", "SPADETrainTask", "train SPADE (semantic image synthesis)"),

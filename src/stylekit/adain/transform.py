@@ -1,0 +1,112 @@
+"""A learned covariance transform on top of AdaIN (after the linear transforms
+of Li et al., "Learning Linear Transformations for Fast Arbitrary Style
+Transfer", CVPR 2019, here as a residual on AdaIN).
+
+AdaIN matches each channel's mean and standard deviation and nothing else: how
+channels vary *together* (which strokes go with which colours, the texture's
+shapes) stays the content's. Whitening and colouring (WCT) matches the full
+covariance but costs an eigendecomposition of a 256 x 256 matrix per image and
+is known to distort the content. The transform here learns that correction in
+a small subspace:
+
+    x_hat = (x - mu_c) / sigma_c                        (per channel, AdaIN's normalisation)
+    z     = P x_hat                                     (P: 1x1 conv, C -> r channels)
+    M     = A(cov(P s_hat)) B(cov(z))                   (A, B: linear maps of r x r covariances to r x r matrices)
+    t     = sigma_s * (x_hat + Q M z) + mu_s            (Q: 1x1 conv, r -> C channels)
+
+``Q`` starts at zero, so an untrained transform *is* AdaIN; training (with the
+decoder frozen) moves it only as far as the loss asks. Everything is a 1x1
+convolution or an r x r product: the cost beside the encoder and decoder is
+negligible. A style is summarised once by :meth:`CovarianceTransform.style_code`
+(its mean, std and ``A(cov)``), so a blend of styles, a mask's region and the
+pyramid's levels reuse it like AdaIN's statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import StylekitError
+from ..files import load_tensors
+from ..functional import masked_mean_std
+from ..ops import mean_std_fast
+
+
+def _working(x: torch.Tensor) -> torch.Tensor:
+    """float64 stays float64 (references, gradcheck); anything else is computed in float32."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def channel_covariance(z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum_x m(x) z(x) z(x)^T / sum_x m(x)`` per sample: (N, r, r) of zero-mean
+    maps ``z`` (N, r, H, W); ``mask`` (N, 1, H, W) weights the positions (all 1
+    without)."""
+    n, r, h, w = z.shape
+    flat = _working(z).reshape(n, r, h * w)
+    if mask is None:
+        return flat @ flat.transpose(1, 2) / (h * w)
+    weights = mask.to(flat.dtype).reshape(n, 1, h * w)
+    return (flat * weights) @ flat.transpose(1, 2) / weights.sum(dim=2, keepdim=True).clamp_min(1e-12)
+
+
+class CovarianceTransform(nn.Module):
+    """AdaIN plus a learned correction of the channel covariance (module docstring)."""
+
+    def __init__(self, channels: int = 256, rank: int = 32, eps: float = 1e-5):
+        super().__init__()
+        if not 1 <= rank <= channels:
+            raise StylekitError(f"rank must be in [1, {channels}], got {rank}")
+        self.channels, self.rank, self.eps = channels, rank, eps
+        self.compress = nn.Conv2d(channels, rank, 1, bias=False)
+        self.expand = nn.Conv2d(rank, channels, 1, bias=False)
+        self.style_matrix = nn.Linear(rank * rank, rank * rank)
+        self.content_matrix = nn.Linear(rank * rank, rank * rank)
+        nn.init.zeros_(self.expand.weight)  # an untrained transform is exactly AdaIN
+        identity = torch.eye(rank).flatten()
+        for linear in (self.style_matrix, self.content_matrix):
+            nn.init.zeros_(linear.weight)
+            with torch.no_grad():
+                linear.bias.copy_(identity)
+
+    def _matrix(self, linear: nn.Linear, cov: torch.Tensor) -> torch.Tensor:
+        return linear(cov.flatten(1)).view(-1, self.rank, self.rank)
+
+    def _check(self, x: torch.Tensor, what: str) -> None:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise StylekitError(f"{what} must be (N, {self.channels}, H, W) features, got {tuple(x.shape)}")
+
+    def style_code(self, style_feat: torch.Tensor, mask: torch.Tensor | None = None):
+        """What the transform needs of a style: ``(mean, std, A(cov))``, shapes
+        (N, C, 1, 1), (N, C, 1, 1), (N, r, r); of the region ``mask`` when given."""
+        self._check(style_feat, "style features")
+        x = _working(style_feat)
+        mean, std = mean_std_fast(x, self.eps) if mask is None else masked_mean_std(x, mask, self.eps)
+        z = self.compress((x - mean) / std)
+        return mean, std, self._matrix(self.style_matrix, channel_covariance(z, mask))
+
+    def forward(self, content_feat: torch.Tensor, style_code, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The target features for ``content_feat`` (N, C, H, W) and a
+        :meth:`style_code`; the content's statistics over ``mask`` (N, 1, H, W)
+        when given (the result is meant for that region)."""
+        self._check(content_feat, "content features")
+        s_mean, s_std, s_matrix = style_code
+        x = _working(content_feat)
+        mean, std = mean_std_fast(x, self.eps) if mask is None else masked_mean_std(x, mask, self.eps)
+        normal = (x - mean) / std
+        z = self.compress(normal)
+        matrix = s_matrix @ self._matrix(self.content_matrix, channel_covariance(z, mask))
+        n, r, h, w = z.shape
+        moved = (matrix @ z.reshape(n, r, h * w)).view(n, r, h, w)
+        return s_std * (normal + self.expand(moved)) + s_mean
+
+
+def load_transform(path) -> CovarianceTransform:
+    """A trained transform from a safetensors file (``stylekit train adain-transform``'s weights)."""
+    tensors, metadata = load_tensors(path)
+    if metadata.get("kind") != "adain-transform" or "compress.weight" not in tensors:
+        raise StylekitError(f"{path} is not a covariance transform's weights (kind {metadata.get('kind')!r})")
+    rank, channels = tensors["compress.weight"].shape[:2]
+    transform = CovarianceTransform(channels, rank)
+    transform.load_state_dict(tensors)
+    return transform
