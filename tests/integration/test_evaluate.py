@@ -55,3 +55,24 @@ def test_evaluate_command_table_and_json(tmp_path, decoder_file, capsys):
     mean = result["mean"]
     assert mean["style"] == pytest.approx(sum(p["style"] for p in result["pairs"]) / 4)
     assert mean["style_ratio"] == pytest.approx(mean["style"] / mean["baseline_style"])
+    assert "transform" not in result
+
+
+def test_evaluate_with_a_transform_records_it(tmp_path, decoder_file, capsys):
+    from stylekit.adain.transform import CovarianceTransform
+    from stylekit.files import save_tensors
+
+    make_image(tmp_path / "c" / "c.png", (40, 32), seed=1)
+    make_image(tmp_path / "s" / "s.jpg", (36, 36), seed=2)
+    transform = CovarianceTransform(256, 4)
+    with torch.no_grad():
+        transform.expand.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
+    save_tensors(tmp_path / "t.safetensors", transform.state_dict(), {"kind": "adain-transform"})
+    common = ["evaluate", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--weights",
+              str(decoder_file), "--size", "32", "--style-size", "32", "--no-progress"]
+    results = {}
+    for name, extra in (("plain", []), ("transform", ["--transform", str(tmp_path / "t.safetensors")])):
+        assert main([*common, "--out", str(tmp_path / f"{name}.json"), *extra]) == 0
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["transform"]["transform"] == str(tmp_path / "t.safetensors")
+    assert results["transform"]["mean"]["style"] != results["plain"]["mean"]["style"]

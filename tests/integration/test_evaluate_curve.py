@@ -171,6 +171,7 @@ def test_curve_needs_matplotlib(pairs, tmp_path, monkeypatch, capsys):
     [
         (["--method", "adain"], "--method does not apply with --curve"),
         (["--optimize"], "--optimize does not apply with --curve"),
+        (["--transform", "t.safetensors"], "--transform does not apply with --curve"),
         (["--out", "x.json"], "use --curve-out PREFIX, not --out"),
         (["--curve-steps", "0"], "at least one positive step count"),
     ],

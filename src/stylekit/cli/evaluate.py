@@ -78,6 +78,8 @@ def cmd_evaluate(args) -> int:
     bar.close()
     result.update({"method": args.method, "alpha": args.alpha, "stroke_scale": args.stroke_scale, "device": str(model.device),
                    "content_dir": str(args.content), "style_dir": str(args.style)})
+    if args.transform is not None:
+        result["transform"] = str(args.transform)
     print(format_table(result, args.method))
     if args.out:
         atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
@@ -99,7 +101,7 @@ def evaluate_curve(args) -> int:
 
     if args.out is not None:
         raise StylekitError("with --curve the numbers go to PREFIX.json: use --curve-out PREFIX, not --out")
-    for dest in ("method", "optimize", *SWAP_FLAGS, "optimizer", "tv_weight", "init"):
+    for dest in ("method", "optimize", *SWAP_FLAGS, "optimizer", "tv_weight", "init", "transform"):
         if getattr(args, dest) not in (None, False):
             raise StylekitError(f"{flag(dest)} does not apply with --curve (it runs gatys, style-swap and adain "
                                 "with their defaults; --steps sets style-swap's optimisation steps)")
