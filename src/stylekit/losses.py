@@ -43,13 +43,14 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
 
     With a ``(N, 1, H, W)`` ``mask`` in [0, 1], the Gram matrix of the masked
     region: ``sum_x m(x) f(x) f(x)^T / sum_x m(x)`` (a soft mask weights each
-    position, as :func:`stylekit.functional.masked_mean_std` does).
+    position, as :func:`stylekit.functional.masked_mean_std` does). Computed
+    in float32, or in float64 for float64 features (references, gradcheck).
     """
     n, c, h, w = features.shape
-    flat = features.float().reshape(n, c, h * w)
+    flat = (features if features.dtype == torch.float64 else features.float()).reshape(n, c, h * w)
     if mask is None:
         return flat @ flat.transpose(1, 2) / (h * w)
-    weights = mask.float().reshape(n, 1, h * w)
+    weights = mask.to(flat.dtype).reshape(n, 1, h * w)
     return (flat * weights) @ flat.transpose(1, 2) / weights.sum(dim=2, keepdim=True)
 
 

@@ -14,7 +14,8 @@ a small subspace:
     M     = A(cov(P s_hat)) B(cov(z))                   (A, B: linear maps of r x r covariances to r x r matrices)
     t     = sigma_s * (x_hat + Q M z) + mu_s            (Q: 1x1 conv, r -> C channels)
 
-``Q`` starts at zero, so an untrained transform *is* AdaIN; training (with the
+``z`` has zero mean, so ``cov(z)`` is its Gram matrix (:func:`stylekit.losses.gram_matrix`,
+over the mask's region when there is one). ``Q`` starts at zero, so an untrained transform *is* AdaIN; training (with the
 decoder frozen) moves it only as far as the loss asks. Everything is a 1x1
 convolution or an r x r product: the cost beside the encoder and decoder is
 negligible. A style is summarised once by :meth:`CovarianceTransform.style_code`
@@ -30,24 +31,13 @@ import torch.nn as nn
 from ..errors import StylekitError
 from ..files import load_tensors
 from ..functional import masked_mean_std
+from ..losses import gram_matrix
 from ..ops import mean_std_fast
 
 
 def _working(x: torch.Tensor) -> torch.Tensor:
     """float64 stays float64 (references, gradcheck); anything else is computed in float32."""
     return x if x.dtype == torch.float64 else x.float()
-
-
-def channel_covariance(z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``sum_x m(x) z(x) z(x)^T / sum_x m(x)`` per sample: (N, r, r) of zero-mean
-    maps ``z`` (N, r, H, W); ``mask`` (N, 1, H, W) weights the positions (all 1
-    without)."""
-    n, r, h, w = z.shape
-    flat = _working(z).reshape(n, r, h * w)
-    if mask is None:
-        return flat @ flat.transpose(1, 2) / (h * w)
-    weights = mask.to(flat.dtype).reshape(n, 1, h * w)
-    return (flat * weights) @ flat.transpose(1, 2) / weights.sum(dim=2, keepdim=True).clamp_min(1e-12)
 
 
 class CovarianceTransform(nn.Module):
@@ -83,7 +73,7 @@ class CovarianceTransform(nn.Module):
         x = _working(style_feat)
         mean, std = mean_std_fast(x, self.eps) if mask is None else masked_mean_std(x, mask, self.eps)
         z = self.compress((x - mean) / std)
-        return mean, std, self._matrix(self.style_matrix, channel_covariance(z, mask))
+        return mean, std, self._matrix(self.style_matrix, gram_matrix(z, mask))
 
     def forward(self, content_feat: torch.Tensor, style_code, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The target features for ``content_feat`` (N, C, H, W) and a
@@ -95,7 +85,7 @@ class CovarianceTransform(nn.Module):
         mean, std = mean_std_fast(x, self.eps) if mask is None else masked_mean_std(x, mask, self.eps)
         normal = (x - mean) / std
         z = self.compress(normal)
-        matrix = s_matrix @ self._matrix(self.content_matrix, channel_covariance(z, mask))
+        matrix = s_matrix @ self._matrix(self.content_matrix, gram_matrix(z, mask))
         n, r, h, w = z.shape
         moved = (matrix @ z.reshape(n, r, h * w)).view(n, r, h, w)
         return s_std * (normal + self.expand(moved)) + s_mean
