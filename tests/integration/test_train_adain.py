@@ -58,6 +58,12 @@ def test_two_steps_write_weights_log_samples(tiny_data, tmp_path, capsys):
     assert main(train_args(tiny_data, run, "--max-steps", "2", "--no-progress")) == 2
 
 
+def feature_stats(x):
+    """float64 per-channel mean and sqrt(biased var + 1e-5) over (H, W): (N, C) each."""
+    m = x.mean(dim=(2, 3))
+    return m, ((x - m[..., None, None]) ** 2).mean(dim=(2, 3)).add(1e-5).sqrt()
+
+
 def test_loss_is_the_papers(tiny_data):
     """Content loss against the AdaIN target t (not the content features), mean/std style loss."""
     from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
@@ -76,11 +82,7 @@ def test_loss_is_the_papers(tiny_data):
     with torch.no_grad():
         fc = enc(c, layers)["relu3_1"].double()
         fs = {k: v.double() for k, v in enc(s, layers).items()}
-
-        def stats(x):
-            m = x.mean(dim=(2, 3))
-            return m, ((x - m[..., None, None]) ** 2).mean(dim=(2, 3)).add(1e-5).sqrt()
-
+        stats = feature_stats
         cm, cs = stats(fc)
         sm, ss = stats(fs["relu3_1"])
         t = ss[..., None, None] * (fc - cm[..., None, None]) / cs[..., None, None] + sm[..., None, None]

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import stylekit
 from stylekit.cli import main
 
-from .test_train_adain import TINY, read_log, tiny_data  # noqa: F401 (a fixture)
+from .test_train_adain import TINY, feature_stats, read_log, tiny_data  # noqa: F401 (a fixture)
 
 
 def train_args(data, run_dir, *extra):
@@ -40,10 +40,7 @@ def test_loss_keeps_the_content_features_and_asks_for_the_styles_statistics_and_
     with torch.no_grad():
         fc = enc(c, layers)["relu3_1"].double()
         fs = {k: v.double() for k, v in enc(s, layers).items()}
-
-        def stats(x):
-            m = x.mean(dim=(2, 3))
-            return m, ((x - m[..., None, None]) ** 2).mean(dim=(2, 3)).add(1e-5).sqrt()
+        stats = feature_stats
 
         def gram(x):
             flat = x.flatten(2)

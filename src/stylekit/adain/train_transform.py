@@ -55,6 +55,7 @@ class TransformTrainConfig(AdaINTrainConfig):
 
 class TransformTrainTask(AdaINTrainTask):
     kind = "adain-transform"
+    state_key = "transform"
 
     def __init__(self, cfg: TransformTrainConfig, warn=None):
         super().__init__(cfg, warn)
@@ -95,16 +96,6 @@ class TransformTrainTask(AdaINTrainTask):
             content_feat = self.encoder.encode(content, self.cfg.layer).float()
             code = self.transform.style_code(self.encoder.encode(style, self.cfg.layer).float())
             return self.decoder(self.transform(content_feat, code))
-
-    def state_dict(self) -> dict:
-        state = self.trainable.state_dict()
-        return {"transform": state["module"], "optimizer": state["optimizer"], "scaler": state["scaler"],
-                "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.trainable.load_state_dict({"module": state["transform"], "optimizer": state["optimizer"],
-                                        "scaler": state["scaler"]})
-        self.generator.set_state(state["generator"])
 
     def export_weights(self, path: Path) -> None:
         save_tensors(path, self.transform.state_dict(),

@@ -69,6 +69,7 @@ class DecoderTrainConfig:
 
 class DecoderTrainTask:
     kind = "decoder"
+    state_key = "decoder"  # the trained module's key in a checkpoint
     encoder_layers: tuple[str, ...] = ()  # deepest layer the losses need; set by subclasses
 
     def __init__(self, cfg: DecoderTrainConfig, warn=None):
@@ -135,11 +136,11 @@ class DecoderTrainTask:
     def state_dict(self) -> dict:
         # the checkpoint's keys predate Trainable: "decoder" is its module
         state = self.trainable.state_dict()
-        return {"decoder": state["module"], "optimizer": state["optimizer"], "scaler": state["scaler"],
+        return {self.state_key: state["module"], "optimizer": state["optimizer"], "scaler": state["scaler"],
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.trainable.load_state_dict({"module": state["decoder"], "optimizer": state["optimizer"],
+        self.trainable.load_state_dict({"module": state[self.state_key], "optimizer": state["optimizer"],
                                         "scaler": state["scaler"]})
         self.generator.set_state(state["generator"])
 
