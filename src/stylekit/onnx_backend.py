@@ -3,12 +3,14 @@ two ONNX models with dynamic height and width, run them with ONNX Runtime, and
 quantize them to int8.
 
 ``stylekit export onnx --out DIR`` writes ``DIR/encoder.onnx``,
-``DIR/decoder.onnx`` and ``DIR/stylekit_onnx.json`` (the layer, the opset, the
-source weights). :class:`OnnxAdaINStylizer` is :class:`AdaINStylizer` whose
-networks (:class:`OnnxNetworks`) run in ONNX Runtime: the same controls,
-cache and tiling, the AdaIN step itself in PyTorch (it is a per-channel
-affine map). Needs the ``[onnx]`` extra (``onnx``, ``onnxruntime``); nothing
-else in stylekit does.
+``DIR/decoder.onnx``, the learned covariance transform the stylizer uses with
+that decoder (``DIR/transform.safetensors``, when there is one) and
+``DIR/stylekit_onnx.json`` (the layer, the opset, the source weights).
+:class:`OnnxAdaINStylizer` is :class:`AdaINStylizer` whose networks
+(:class:`OnnxNetworks`) run in ONNX Runtime: the same controls, cache and
+tiling, the step between them (AdaIN, or the transform: per-channel affine
+maps and small matrix products) in PyTorch. Needs the ``[onnx]`` extra
+(``onnx``, ``onnxruntime``); nothing else in stylekit does.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .networks import TILE_PIXELS, TILE_SIZE, FeedForwardNetworks, SpeedSettings
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
+TRANSFORM_FILE = "transform.safetensors"
 MANIFEST = "stylekit_onnx.json"
 OPSET = 17
 
@@ -81,17 +84,23 @@ def _export(module, example, path: Path, input_name: str, output_name: str, opse
             torch.onnx.export(module, (example,), str(path), dynamic_axes=axes, **kwargs)
 
 
-def export_adain_onnx(out_dir, weights=None, encoder_weights=None, opset: int = OPSET) -> dict:
-    """Write the AdaIN encoder and decoder as ONNX models into ``out_dir``; returns the manifest."""
+def export_adain_onnx(out_dir, weights=None, encoder_weights=None, opset: int = OPSET, transform_weights=None) -> dict:
+    """Write the AdaIN encoder and decoder as ONNX models into ``out_dir``, with
+    the covariance transform as :meth:`AdaINStylizer.load` picks it from
+    ``weights`` and ``transform_weights`` (copied beside them); returns the manifest."""
     require_onnx()
     import onnx
 
-    from .adain.model import DEFAULT_DECODER
+    from .adain.model import DEFAULT_DECODER, transform_file
+    from .adain.transform import load_transform
     from .decoder import load_decoder
     from .files import atomic_write, output_directory
     from .weights import load_encoder, resolve
 
     out = output_directory(out_dir)
+    transform_path = transform_file(weights, transform_weights)
+    if transform_path is not None:
+        load_transform(transform_path)  # a wrong file fails before anything is written
     decoder_path = weights if weights is not None else resolve(DEFAULT_DECODER)
     decoder = load_decoder(decoder_path).float().eval()
     layer = decoder.from_layer
@@ -105,11 +114,16 @@ def export_adain_onnx(out_dir, weights=None, encoder_weights=None, opset: int = 
     _export(decoder, features, dec_file, "features", "image", opset)
     for f in (enc_file, dec_file):
         onnx.checker.check_model(str(f))
+    if transform_path is not None:
+        data = Path(transform_path).read_bytes()
+        atomic_write(out / TRANSFORM_FILE, lambda tmp: Path(tmp).write_bytes(data))
     manifest = {
         "format": "stylekit-adain-onnx", "version": 1, "layer": layer, "pool_multiple": multiple,
         "opset": opset, "torch": torch.__version__, "onnx": onnx.__version__,
         "encoder": ENCODER_FILE, "decoder": DECODER_FILE,
+        "transform": None if transform_path is None else TRANSFORM_FILE,
         "decoder_weights": str(decoder_path), "encoder_weights": str(encoder_weights) if encoder_weights else "default",
+        "transform_weights": None if transform_path is None else str(transform_path),
         "inputs": {"encoder": "image (1, 3, H, W) RGB in [0, 1], H and W multiples of "
                               f"{multiple} for content (stylekit pads)", "decoder": f"features (1, C, h, w) at {layer}"},
     }
@@ -179,10 +193,19 @@ class OnnxNetworks(FeedForwardNetworks):
 class OnnxAdaINStylizer(AdaINStylizer):
     """:class:`AdaINStylizer` whose encoder and decoder run in ONNX Runtime
     (:class:`OnnxNetworks`, which takes ``model_dir`` and the keywords but
-    ``eps`` and ``cache_size``)."""
+    ``eps``, ``cache_size`` and ``transform_weights``). The export's covariance
+    transform runs when it has one; ``transform_weights``: another transform's
+    file instead, or False for plain AdaIN."""
 
-    def __init__(self, model_dir, *, eps: float = 1e-5, cache_size: int = 8, **network_options):
-        self._attach(OnnxNetworks(model_dir, **network_options), eps, cache_size)
+    def __init__(self, model_dir, *, eps: float = 1e-5, cache_size: int = 8, transform_weights=None,
+                 **network_options):
+        from .adain.transform import load_transform
+
+        networks = OnnxNetworks(model_dir, **network_options)
+        if transform_weights is None and networks.manifest.get("transform"):
+            transform_weights = Path(model_dir) / networks.manifest["transform"]
+        transform = None if transform_weights in (None, False, "none") else load_transform(transform_weights)
+        self._attach(networks, eps, cache_size, transform)
 
     @property
     def manifest(self) -> dict:
@@ -208,27 +231,27 @@ def quantize_adain_onnx(model_dir, out_dir, calibration: list[tuple[torch.Tensor
     """int8 versions of an export's models, in ``out_dir``: ``static`` (QDQ,
     per-channel int8 weights, uint8 activations calibrated by min/max on
     ``calibration`` (content, style) pairs of (1, 3, H, W) images: the encoder
-    sees the images, the decoder their AdaIN targets) or ``dynamic`` (weights
+    sees the images, the decoder the stylizer's targets for them, through the
+    export's transform when it has one) or ``dynamic`` (weights
     only, activations quantized at run time). Returns {part: path}."""
     require_onnx()
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-
-    from .functional import adain
 
     if mode not in ("static", "dynamic"):
         raise StylekitError(f"mode must be static or dynamic, got {mode!r}")
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ref = OnnxNetworks(model_dir, tile_pixels=None)
+    ref = OnnxAdaINStylizer(model_dir, cache_size=0, tile_pixels=None)
     images, targets = [], []
-    for content, style in calibration:
-        c = torch.nn.functional.pad(content, (0, (-content.shape[-1]) % ref.multiple, 0, (-content.shape[-2]) % ref.multiple),
-                                    mode="replicate")
-        images += [c, style]
-        targets.append(adain(ref.encode_image(c), ref.encode_image(style)))
+    with torch.no_grad():
+        for content, style in calibration:
+            c = torch.nn.functional.pad(content, (0, (-content.shape[-1]) % ref.multiple, 0,
+                                                  (-content.shape[-2]) % ref.multiple), mode="replicate")
+            images += [c, style]
+            targets.append(ref.target_features(ref.networks.encode_image(c), [ref.prepare_style(style)]))
     paths = {}
     for part in parts:
-        src = ref.encoder_path if part == "encoder" else ref.decoder_path
+        src = ref.networks.encoder_path if part == "encoder" else ref.networks.decoder_path
         dst = out_dir / f"{part}.int8-{mode}.onnx"
         with _quiet():
             if mode == "dynamic":

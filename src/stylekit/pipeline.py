@@ -264,6 +264,8 @@ class Stylizer:
     #: the stroke scale used when the caller gives none: a number runs the
     #: coarse-to-fine pyramid (:mod:`stylekit.pyramid`), None a single pass
     default_stroke_scale: float | None = None
+    #: the photo's share of the finest detail band in the pyramid (:func:`stylekit.pyramid.coarse_to_fine`'s ``detail``)
+    detail_share: float = pyramid.DETAIL
 
     def clear_cache(self) -> None:
         """Forget cached encoder outputs (methods that cache override this)."""
@@ -342,7 +344,8 @@ class Stylizer:
                                        for i, x in enumerate(image)])
             return image + alpha * (matched - image)
 
-        return pyramid.coarse_to_fine(run, content, levels, draft=draft if palette else None, style_contrast=style_contrast)
+        return pyramid.coarse_to_fine(run, content, levels, detail=self.detail_share, draft=draft if palette else None,
+                                      style_contrast=style_contrast)
 
     def stylize(
         self,

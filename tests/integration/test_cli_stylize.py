@@ -173,6 +173,22 @@ def test_transform_flag_runs_the_trained_transform(capsys, tmp_path, content, st
     assert not (tmp_path / "x.png").exists()
 
 
+def test_shipped_decoder_runs_the_shipped_transform_unless_told_none(capsys, tmp_path, content, style):
+    import stylekit
+
+    outputs = {}
+    for name, extra, transform in (("default", [], None), ("none", ["--transform", "none"], False)):
+        out = tmp_path / f"{name}.png"
+        code, _, err = run(capsys, content, "--style", style, "-o", out, *extra, *SIZES)
+        assert code == 0, err
+        model = stylekit.load("adain", device="cpu", transform_weights=transform)
+        assert (model.transform is None) == (transform is False)
+        expected = np.asarray(model.stylize(content, style, size=64, style_size=64)).astype(int)
+        assert np.abs(pixels(out) - expected).max() <= 1
+        outputs[name] = expected
+    assert np.abs(outputs["default"] - outputs["none"]).max() >= 3
+
+
 def test_output_dir_content_x_style(capsys, tmp_path, w):
     contents, styles, out = tmp_path / "contents", tmp_path / "styles", tmp_path / "out"
     make_image(contents / "c1.png", (80, 60), 1)

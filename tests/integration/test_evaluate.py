@@ -55,7 +55,7 @@ def test_evaluate_command_table_and_json(tmp_path, decoder_file, capsys):
     mean = result["mean"]
     assert mean["style"] == pytest.approx(sum(p["style"] for p in result["pairs"]) / 4)
     assert mean["style_ratio"] == pytest.approx(mean["style"] / mean["baseline_style"])
-    assert "transform" not in result
+    assert result["transform"] is None  # a decoder of one's own runs plain AdaIN
 
 
 def test_evaluate_with_a_transform_records_it(tmp_path, decoder_file, capsys):
@@ -76,3 +76,8 @@ def test_evaluate_with_a_transform_records_it(tmp_path, decoder_file, capsys):
         results[name] = json.loads((tmp_path / f"{name}.json").read_text())
     assert results["transform"]["transform"] == str(tmp_path / "t.safetensors")
     assert results["transform"]["mean"]["style"] != results["plain"]["mean"]["style"]
+    # the shipped decoder runs the shipped transform unless told "none"
+    shipped = [a for a in common if a not in ("--weights", str(decoder_file))]
+    for name, extra, recorded in (("shipped", [], "shipped"), ("none", ["--transform", "none"], None)):
+        assert main([*shipped, "--out", str(tmp_path / f"{name}.json"), *extra]) == 0
+        assert json.loads((tmp_path / f"{name}.json").read_text())["transform"] == recorded

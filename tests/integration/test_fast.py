@@ -262,7 +262,8 @@ def _teacher_set(tiny_data, out, **overrides):
 
     content, style = tiny_data
     settings = dict(content=str(content), style=str(style), shards=3, shard_size=2, content_resize=64, style_resize=64,
-                    crop=64, style_size=32, alpha_share=0.5, **overrides)
+                    crop=64, style_size=32, alpha_share=0.5)
+    settings.update(overrides)
     cfg = TeacherSetConfig(**settings)
     return cfg, lambda part=(0, 1): write_teacher_set(cfg, out, part, warn=lambda m: None, report=lambda m: None)
 
@@ -273,9 +274,7 @@ def test_teacher_set_stores_the_teachers_outputs(tiny_data, tmp_path, encoder):
     from safetensors.torch import load_file
 
     from stylekit.adain.model import AdaINStylizer
-    from stylekit.decoder import load_decoder
     from stylekit.fast.teacher_set import shard_path
-    from stylekit.weights import resolve
 
     _, write_all = _teacher_set(tiny_data, tmp_path / "one")
     assert len(write_all()) == 3
@@ -283,7 +282,8 @@ def test_teacher_set_stores_the_teachers_outputs(tiny_data, tmp_path, encoder):
     _, write_part = _teacher_set(tiny_data, tmp_path / "two")
     assert [p.name for p in write_part((1, 2))] == ["shard_00001.safetensors"]
     assert len(write_part((0, 2))) == 2
-    teacher = AdaINStylizer(encoder, load_decoder(resolve("adain-decoder-relu3_1")), torch.device("cpu"), cache_size=0)
+    teacher = AdaINStylizer.load(device="cpu", cache_size=0)  # adain as it runs by default, transform included
+    assert teacher.transform is not None
     for k in range(3):
         one, two = load_file(str(shard_path(tmp_path / "one", k))), load_file(str(shard_path(tmp_path / "two", k)))
         assert all(torch.equal(one[key], two[key]) for key in one)
@@ -300,6 +300,17 @@ def test_teacher_set_stores_the_teachers_outputs(tiny_data, tmp_path, encoder):
     _, other = _teacher_set(tiny_data, tmp_path / "one", seed=1)
     with pytest.raises(StylekitError, match="other settings"):
         other()
+    # --teacher-transform none: the teacher is plain AdaIN
+    _, write_plain = _teacher_set(tiny_data, tmp_path / "plain", shards=1, teacher_transform="none")
+    write_plain()
+    plain, shard = AdaINStylizer.load(device="cpu", cache_size=0, transform_weights=False), load_file(str(shard_path(tmp_path / "plain", 0)))
+    with torch.no_grad():
+        ref = plain.stylize(shard["content"][0].float() / 255, shard["style"][0].float() / 255, alpha=float(shard["alpha"][0]),
+                            size=0, style_size=0, stroke_scale=0.25)
+    assert (shard["teacher"][0].float() / 255 - ref).abs().max() <= 0.5 / 255 + 1e-4
+    first = load_file(str(shard_path(tmp_path / "one", 0)))  # the same crops, taught through the transform
+    assert torch.equal(first["content"], shard["content"])
+    assert (first["teacher"][0].float() - shard["teacher"][0].float()).abs().max() > 2
 
 
 def test_teacher_set_views_are_matching_windows(tiny_data, tmp_path):

@@ -76,7 +76,7 @@ def test_a_short_run_trains_only_the_transform_and_the_stylizer_loads_it(tiny_da
     assert all(torch.equal(v, decoder_before[k]) for k, v in model.decoder.state_dict().items())
     content, style = torch.rand(3, 40, 56), torch.rand(3, 32, 32)
     out = model.stylize(content, style)
-    plain = stylekit.load("adain", device="cpu").stylize(content, style)
+    plain = stylekit.load("adain", device="cpu", transform_weights=False).stylize(content, style)
     assert out.shape == (3, 40, 56) and (out - plain).abs().max() > 0
 
 

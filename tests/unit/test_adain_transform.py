@@ -1,10 +1,13 @@
-"""The learned covariance transform: its formula in float64, its masks, gradients, files and stylizer."""
+"""The learned covariance transform: its formula in float64, its masks, gradients, files, stylizer and default."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 
+from stylekit import pyramid
 from stylekit.adain.model import AdaINStylizer
 from stylekit.adain.transform import CovarianceTransform, load_transform
 from stylekit.errors import StylekitError
@@ -104,3 +107,50 @@ def test_stylizer_with_a_transform_keeps_every_control(encoder, random_decoder):
     torch.testing.assert_close(trained.transfer(content, styles[:1], alpha=0.0), plain.transfer(content, styles[:1], alpha=0.0))
     with pytest.raises(StylekitError, match="channels"):
         AdaINStylizer(encoder, random_decoder, device="cpu", transform=CovarianceTransform(64, 8))
+
+
+def test_detail_share_travels_in_the_file_and_reaches_the_pyramid(tmp_path, encoder, random_decoder):
+    t = random_transform(256, 8).float()
+    save_tensors(tmp_path / "shared.safetensors", t.state_dict(), {"kind": "adain-transform", "detail_share": "0.3"})
+    save_tensors(tmp_path / "bare.safetensors", t.state_dict(), {"kind": "adain-transform"})
+    with_share = AdaINStylizer(encoder, random_decoder, device="cpu", precision="fp32",
+                               transform=load_transform(tmp_path / "shared.safetensors"))
+    bare = AdaINStylizer(encoder, random_decoder, device="cpu", precision="fp32",
+                         transform=load_transform(tmp_path / "bare.safetensors"))
+    assert with_share.detail_share == 0.3 and bare.detail_share == pyramid.DETAIL == 0.5
+    content = torch.rand(1, 3, 256, 192, generator=torch.Generator().manual_seed(0))  # two pyramid levels
+    style = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    out = with_share.transfer_coarse_to_fine(content, [style])
+    assert (out - bare.transfer_coarse_to_fine(content, [style])).abs().max() > 1e-3
+    bare.detail_share = 0.3  # the same stylizer told the same share gives the same picture
+    torch.testing.assert_close(bare.transfer_coarse_to_fine(content, [style]), out)
+
+
+def test_bad_detail_shares_are_refused(tmp_path):
+    with pytest.raises(StylekitError, match="detail_share"):
+        CovarianceTransform(6, 3, detail_share=1.5)
+    save_tensors(tmp_path / "t.safetensors", random_transform().float().state_dict(),
+                 {"kind": "adain-transform", "detail_share": "half"})
+    with pytest.raises(StylekitError, match="detail_share"):
+        load_transform(tmp_path / "t.safetensors")
+
+
+def test_load_runs_the_shipped_transform_with_the_shipped_decoder_only(decoder_file, tmp_path):
+    from safetensors import safe_open
+
+    import stylekit
+    from stylekit.weights import PACKAGE_DATA
+
+    shipped_file = PACKAGE_DATA / json.loads((PACKAGE_DATA / "weights.json").read_text())["adain-transform-relu3_1"]["file"]
+    with safe_open(str(shipped_file), "pt") as fh:
+        share = float(fh.metadata()["detail_share"])
+        compress = fh.get_tensor("compress.weight").float()
+    default = stylekit.load("adain", device="cpu")
+    assert default.transform is not None and default.detail_share == share
+    torch.testing.assert_close(default.transform.compress.weight, compress)
+    plain = stylekit.load("adain", device="cpu", transform_weights=False)
+    assert plain.transform is None and plain.detail_share == pyramid.DETAIL
+    # a decoder of one's own: the shipped transform was trained for the shipped decoder, so plain AdaIN
+    assert stylekit.load("adain", device="cpu", weights=decoder_file).transform is None
+    chosen = stylekit.load("adain", device="cpu", weights=decoder_file, transform_weights=shipped_file)
+    torch.testing.assert_close(chosen.transform.compress.weight, compress)

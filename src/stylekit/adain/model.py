@@ -1,6 +1,9 @@
 """AdaIN stylization: ``g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))`` with the
 paper's controls (sec. 7.1): style interpolation, spatial masks, and, through
-:class:`stylekit.pipeline.Stylizer`, colour preservation and sizes.
+:class:`stylekit.pipeline.Stylizer`, colour preservation and sizes. With the
+shipped decoder a learned covariance transform (:mod:`stylekit.adain.transform`)
+takes AdaIN's place by default: AdaIN plus a correction of how the channels
+vary together, with every control the same.
 
 The encoder and decoder run in a :class:`stylekit.networks.FeedForwardNetworks`
 (inference mode, channels_last, bf16 autocast where the hardware runs bf16
@@ -37,6 +40,21 @@ from ..weights import load_encoder, resolve
 from .transform import CovarianceTransform, load_transform
 
 DEFAULT_DECODER = "adain-decoder-relu3_1"
+#: The covariance transform trained in front of the shipped decoder (used with it by default).
+DEFAULT_TRANSFORM = "adain-transform-relu3_1"
+
+
+def transform_file(weights=None, transform_weights=None):
+    """The covariance transform's file AdaIN runs with, or None for plain AdaIN:
+    ``transform_weights`` when it names a file (False or ``"none"``: plain
+    AdaIN); when it is None, the shipped transform with the shipped decoder
+    (``weights`` None: it was trained in front of that decoder) and plain AdaIN
+    with a decoder of one's own."""
+    if transform_weights is False or transform_weights == "none":
+        return None
+    if transform_weights is None:
+        return resolve(DEFAULT_TRANSFORM) if weights is None else None
+    return transform_weights
 
 
 class _LRU:
@@ -111,21 +129,27 @@ class AdaINStylizer(Stylizer):
                                     f"on {networks.decoder.in_channels}")
             transform = transform.to(self.device).eval().requires_grad_(False)
         self.transform = transform
+        if transform is not None and transform.detail_share is not None:
+            self.detail_share = transform.detail_share
 
     @classmethod
     def load(
         cls, weights=None, encoder_weights=None, device="auto", precision: str = "auto", cache_size: int = 8,
         transform_weights=None, **options
     ) -> "AdaINStylizer":
-        """The shipped decoder (or ``weights``) and the verified VGG-19 encoder;
-        with ``transform_weights``, a trained covariance transform
-        (:mod:`stylekit.adain.transform`) in place of plain AdaIN.
+        """The shipped decoder (or ``weights``) and the verified VGG-19 encoder.
+        ``transform_weights``: a trained covariance transform
+        (:mod:`stylekit.adain.transform`) in place of plain AdaIN; None: the
+        shipped transform with the shipped decoder (it was trained for that
+        decoder), plain AdaIN with a decoder of your own; False or ``"none"``:
+        plain AdaIN (:func:`transform_file`).
         ``cache_size`` encoder outputs are cached (0: no cache, no hashing);
         ``options``: ``speed=`` or the fields of :class:`stylekit.networks.SpeedSettings`."""
         device = resolve_device(device)
         decoder = load_decoder(weights if weights is not None else resolve(DEFAULT_DECODER))
         encoder = load_encoder(encoder_weights, last_layer=decoder.from_layer)
-        transform = None if transform_weights is None else load_transform(transform_weights)
+        path = transform_file(weights, transform_weights)
+        transform = None if path is None else load_transform(path)
         return cls(encoder, decoder, device, precision=precision, cache_size=cache_size, transform=transform, **options)
 
     # --- what the networks know ---

@@ -43,11 +43,16 @@ def _working(x: torch.Tensor) -> torch.Tensor:
 class CovarianceTransform(nn.Module):
     """AdaIN plus a learned correction of the channel covariance (module docstring)."""
 
-    def __init__(self, channels: int = 256, rank: int = 32, eps: float = 1e-5):
+    def __init__(self, channels: int = 256, rank: int = 32, eps: float = 1e-5, detail_share: float | None = None):
+        """``detail_share``: the photo's share of the finest detail band that the
+        coarse-to-fine pyramid should use with this transform (it was measured
+        with the trained weights and travels with them); None: the pyramid's default."""
         super().__init__()
         if not 1 <= rank <= channels:
             raise StylekitError(f"rank must be in [1, {channels}], got {rank}")
-        self.channels, self.rank, self.eps = channels, rank, eps
+        if detail_share is not None and not 0 <= detail_share <= 1:
+            raise StylekitError(f"detail_share must be in [0, 1], got {detail_share}")
+        self.channels, self.rank, self.eps, self.detail_share = channels, rank, eps, detail_share
         self.compress = nn.Conv2d(channels, rank, 1, bias=False)
         self.expand = nn.Conv2d(rank, channels, 1, bias=False)
         self.style_matrix = nn.Linear(rank * rank, rank * rank)
@@ -92,11 +97,17 @@ class CovarianceTransform(nn.Module):
 
 
 def load_transform(path) -> CovarianceTransform:
-    """A trained transform from a safetensors file (``stylekit train adain-transform``'s weights)."""
+    """A trained transform from a safetensors file (``stylekit train adain-transform``'s
+    weights, or the shipped ones), computed in float32 whatever the file stores;
+    its ``detail_share`` from the file's metadata when recorded there."""
     tensors, metadata = load_tensors(path)
     if metadata.get("kind") != "adain-transform" or "compress.weight" not in tensors:
         raise StylekitError(f"{path} is not a covariance transform's weights (kind {metadata.get('kind')!r})")
     rank, channels = tensors["compress.weight"].shape[:2]
-    transform = CovarianceTransform(channels, rank)
-    transform.load_state_dict(tensors)
+    try:
+        detail_share = float(metadata["detail_share"]) if "detail_share" in metadata else None
+    except ValueError:
+        raise StylekitError(f"{path}: detail_share in the metadata is not a number") from None
+    transform = CovarianceTransform(channels, rank, detail_share=detail_share)
+    transform.load_state_dict({k: v.float() for k, v in tensors.items()})
     return transform

@@ -78,8 +78,9 @@ def cmd_evaluate(args) -> int:
     bar.close()
     result.update({"method": args.method, "alpha": args.alpha, "stroke_scale": args.stroke_scale, "device": str(model.device),
                    "content_dir": str(args.content), "style_dir": str(args.style)})
-    if args.transform is not None:
-        result["transform"] = str(args.transform)
+    if args.method == "adain":  # which transform ran: a file, the shipped one, or none (plain AdaIN)
+        shipped = "shipped" if model.transform is not None else None
+        result["transform"] = shipped if args.transform is None else None if args.transform == "none" else str(args.transform)
     print(format_table(result, args.method))
     if args.out:
         atomic_write(args.out, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))

@@ -59,7 +59,8 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
     """Flags of the adain, style-swap and gatys methods (rejected where they do not apply)."""
     p.add_argument_group("adain options").add_argument(
         "--transform", metavar="FILE",
-        help="adain: a trained covariance transform (stylekit train adain-transform) in place of plain AdaIN")
+        help="adain: a trained covariance transform (stylekit train adain-transform) in place of the shipped one; "
+             "'none': plain AdaIN (default: the shipped transform with the shipped decoder, plain AdaIN with --weights)")
     g = p.add_argument_group("style-swap and gatys options")
     g.add_argument("--optimize", action="store_true",
                    help="style-swap: invert the swapped features by image optimisation instead of the inverse network")

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..adain.model import AdaINStylizer
+from ..adain.model import DEFAULT_DECODER, AdaINStylizer, transform_file
+from ..adain.transform import load_transform
 from ..decoder import load_decoder
 from ..errors import StylekitError
 from ..files import atomic_write
@@ -54,6 +55,9 @@ class TeacherSetConfig:
     style_size: int = field(default=128, metadata={"help": "longer side the style encoding is taken at (the student's --style-size)"})
     alpha_share: float = field(default=0.3, metadata={"help": "share of pairs taught at a random alpha in [0, 1] (the rest at 1)"})
     teacher_weights: str | None = field(default=None, metadata={"help": "the teacher's AdaIN decoder (default: the shipped one)"})
+    teacher_transform: str | None = field(default=None, metadata={
+        "help": "the teacher's covariance transform; 'none': plain AdaIN (default: the shipped transform with the "
+                "shipped decoder, none with --teacher-weights)"})
     seed: int = field(default=0, metadata={"help": "seed of the crops and alphas"})
     encoder_weights: str | None = field(default=None, metadata={"help": "VGG-19 weight file (default: see stylekit.weights)"})
 
@@ -73,6 +77,15 @@ class TeacherSetConfig:
 
 def shard_path(directory: str | Path, k: int) -> Path:
     return Path(directory) / f"shard_{k:05d}.safetensors"
+
+
+def load_teacher(encoder, teacher_weights=None, teacher_transform=None, device="cpu") -> AdaINStylizer:
+    """adain as :meth:`AdaINStylizer.load` would run it with this decoder and
+    transform (:func:`stylekit.adain.model.transform_file`), on ``encoder``, uncached."""
+    decoder = load_decoder(teacher_weights or resolve(DEFAULT_DECODER))
+    path = transform_file(teacher_weights, teacher_transform)
+    transform = None if path is None else load_transform(path)
+    return AdaINStylizer(encoder, decoder, torch.device(device), cache_size=0, transform=transform)
 
 
 @torch.no_grad()
@@ -121,8 +134,7 @@ def write_teacher_set(cfg: TeacherSetConfig, out: str | Path, part: tuple[int, i
     content, style, _, _, _ = content_style_crops(cfg.content, cfg.style, cfg.crop, cfg.seed, cfg.content_resize,
                                                   cfg.style_resize, warn=warn)
     encoder = load_encoder(cfg.encoder_weights, last_layer="relu3_1")
-    teacher = AdaINStylizer(encoder, load_decoder(cfg.teacher_weights or resolve("adain-decoder-relu3_1")), torch.device("cpu"),
-                            cache_size=0)
+    teacher = load_teacher(encoder, cfg.teacher_weights, cfg.teacher_transform, torch.device("cpu"))
     written = []
     for k in todo:
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + k)

@@ -1,7 +1,9 @@
 """Training the compact network (:mod:`stylekit.fast.model`) by distillation.
 
-The teacher is stylekit's AdaIN stylizer as it runs by default (the
-coarse-to-fine pyramid of :mod:`stylekit.pyramid` with the palette step),
+The teacher is stylekit's AdaIN stylizer as it runs by default (the shipped
+decoder and covariance transform unless ``--teacher-weights`` /
+``--teacher-transform`` say otherwise, through the coarse-to-fine pyramid of
+:mod:`stylekit.pyramid` with the palette step),
 applied on the fly to random content and style crops at a random
 content/style trade-off ``alpha``. The student sees the content crop, the
 style's VGG statistics and ``alpha``, and learns
@@ -33,8 +35,6 @@ from safetensors.torch import save_file
 
 from .. import distributed
 from ..config import device_field, precision_field
-from ..adain.model import AdaINStylizer
-from ..decoder import load_decoder
 from ..devices import autocast, resolve_device, resolve_precision
 from ..errors import StylekitError
 from ..files import atomic_write
@@ -45,8 +45,8 @@ from ..measures import downsample
 from ..training.data import content_style_crops
 from ..training.loop import inverse_decay
 from ..training.trainable import Trainable
-from ..weights import load_encoder, resolve
-from .teacher_set import TeacherSet, random_alphas, teach
+from ..weights import load_encoder
+from .teacher_set import TeacherSet, load_teacher, random_alphas, teach
 from .model import STYLE_LAYERS, FastNet, FastNetConfig, count_parameters, fit_style, style_vector
 
 KIND = "fast"
@@ -88,6 +88,9 @@ class FastTrainConfig:
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     lr_decay: float = field(default=2e-5, metadata={"help": "inverse decay: lr / (1 + lr_decay * step)"})
     teacher_weights: str | None = field(default=None, metadata={"help": "the teacher's AdaIN decoder (default: the shipped one)"})
+    teacher_transform: str | None = field(default=None, metadata={
+        "help": "the teacher's covariance transform; 'none': plain AdaIN (default: the shipped transform with the "
+                "shipped decoder, none with --teacher-weights)"})
     init_weights: str | None = field(default=None, metadata={"help": "start the student from these weights (a fast "
                                                                     "weights file of the same architecture)"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation and data order"})
@@ -181,8 +184,7 @@ class FastTrainTask:
             self.sample_content, self.sample_style = self.set.content[:n].float() / 255, self.set.style[:n].float() / 255
             self.sample_teacher = self.set.teacher[:n].float() / 255
             return
-        decoder = load_decoder(cfg.teacher_weights or resolve("adain-decoder-relu3_1"))
-        self.teacher = AdaINStylizer(self.encoder, decoder, self.device, cache_size=0)
+        self.teacher = load_teacher(self.encoder, cfg.teacher_weights, cfg.teacher_transform, self.device)
         self.crop = cfg.crop
         self.content, self.style, self.generator, self.sample_content, self.sample_style = content_style_crops(
             cfg.content, cfg.style, cfg.crop, cfg.seed, cfg.content_resize, cfg.style_resize, warn=warn)
