@@ -166,6 +166,7 @@ def stylize_video(
     device: str = "auto",
     weights=None,
     encoder_weights=None,
+    transform_weights=None,
     quality: float = 8,
     max_frames: int | None = None,
     progress: bool = True,
@@ -175,7 +176,8 @@ def stylize_video(
 ) -> VideoResult:
     """Stylize every frame of ``input`` and write ``output`` (same fps, no audio).
 
-    ``model`` is a ready stylizer (else ``stylekit.load(method, ...)`` once);
+    ``model`` is a ready stylizer (else ``stylekit.load(method, ...)`` once,
+    with ``transform_weights`` for adain: :meth:`stylekit.adain.model.AdaINStylizer.load`);
     ``size`` is the frames' longer side, up or down (0: unchanged; the default
     ``None``: reduced to 512 if larger, else unchanged; an odd side is padded by
     one pixel for the codec); ``style_size`` likewise for the styles. ``smooth``
@@ -203,6 +205,8 @@ def stylize_video(
     check_not_an_input(output, [("input video", input), *(("style image", style) for style in styles)])
     if max_frames is not None and max_frames < 1:
         raise StylekitError(f"max_frames must be at least 1, got {max_frames}")
+    if transform_weights is not None and (model is not None or method != "adain"):
+        raise StylekitError("a transform applies only to method adain loaded here (not to a ready model)")
     # the styles once: decoded and resized here, their features cached by the stylizer after frame 1
     style_ts = [fit(to_tensor_image(s, f"style {i}")[0], options.style_size, False) for i, s in enumerate(styles, 1)]
     reader, fps, meta = _open_reader(imageio, input)
@@ -210,7 +214,8 @@ def stylize_video(
         from .api import load
 
         try:
-            model = load(method, device=device, weights=weights, encoder_weights=encoder_weights)
+            extra = {} if transform_weights is None else {"transform_weights": transform_weights}
+            model = load(method, device=device, weights=weights, encoder_weights=encoder_weights, **extra)
         except BaseException:
             reader.close()
             raise

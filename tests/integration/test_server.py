@@ -202,6 +202,20 @@ def test_model_injected_directly_and_healthz():
     assert after["adain"] > 0.1 / (64 * 48 / 1e6)  # the stub pauses 0.1 s for a 64x48 picture
 
 
+def test_load_models_takes_a_transform_for_adain(decoder_file, fast_weights_file, tmp_path, capsys):
+    from stylekit.adain.transform import CovarianceTransform
+    from stylekit.cli import main
+    from stylekit.files import save_tensors
+
+    save_tensors(tmp_path / "t.safetensors", CovarianceTransform(256, 4).state_dict(), {"kind": "adain-transform"})
+    models = load_models(["adain", "fast"], device="cpu", weights=decoder_file, fast_weights=fast_weights_file,
+                         transform_weights=tmp_path / "t.safetensors")
+    assert models["adain"].transform.rank == 4
+    assert load_models(["adain"], device="cpu", weights=decoder_file)["adain"].transform is None
+    assert main(["serve", "--methods", "fast", "--transform", "none"]) == 2
+    assert "--transform applies only to --methods adain" in capsys.readouterr().err
+
+
 def test_load_models_takes_the_fast_network(decoder_file, fast_weights_file):
     models = load_models(["adain", "fast"], device="cpu", weights=decoder_file, fast_weights=fast_weights_file)
     assert [m.method for m in models.values()] == ["adain", "fast"]

@@ -188,6 +188,29 @@ def test_cli(clip, style, decoder_file, tmp_path, capsys):
     assert "frame" in captured.err  # the progress bar
 
 
+def test_transform_is_loaded_for_adain_only(clip, style, decoder_file, tmp_path, capsys, monkeypatch):
+    from stylekit import api
+    from stylekit.adain.transform import CovarianceTransform
+    from stylekit.files import save_tensors
+
+    transform = CovarianceTransform(256, 4)
+    with torch.no_grad():
+        transform.expand.weight.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
+    save_tensors(tmp_path / "t.safetensors", transform.state_dict(), {"kind": "adain-transform"})
+    loaded, real_load = [], api.load
+    monkeypatch.setattr(api, "load", lambda *a, **k: loaded.append(real_load(*a, **k)) or loaded[-1])
+    code = main(["video", str(clip), "--style", str(style), "-o", str(tmp_path / "t.mp4"), "--size", "32",
+                 "--style-size", "32", "--max-frames", "2", "--weights", str(decoder_file), "--device", "cpu",
+                 "--transform", str(tmp_path / "t.safetensors"), "--no-progress"])
+    assert code == 0 and len(loaded) == 1
+    torch.testing.assert_close(loaded[0].transform.expand.weight, transform.expand.weight)
+    capsys.readouterr()
+    code = main(["video", str(clip), "--style", str(style), "-o", str(tmp_path / "f.mp4"), "--method", "fast",
+                 "--transform", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--transform applies only to --method adain" in err and not (tmp_path / "f.mp4").exists()
+
+
 def test_cli_errors_are_one_line(clip, style, decoder_file, tmp_path, capsys):
     code = main(["video", str(tmp_path / "nope.mp4"), "--style", str(style), "-o", str(tmp_path / "o.mp4"),
                  "--weights", str(decoder_file)])

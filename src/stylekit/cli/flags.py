@@ -30,6 +30,14 @@ def add_model_flags(p: argparse.ArgumentParser, weights_help: str) -> None:
     p.add_argument("--encoder-weights", help=ENCODER_HELP)
 
 
+def add_transform(p) -> None:
+    """--transform FILE|none: the covariance transform adain runs (:func:`stylekit.adain.model.transform_file`)."""
+    p.add_argument("--transform", metavar="FILE",
+                   help="adain: a trained covariance transform (stylekit train adain-transform) in place of the "
+                        "shipped one; 'none': plain AdaIN (default: the shipped transform with the shipped decoder, "
+                        "plain AdaIN with --weights)")
+
+
 def add_no_progress(p: argparse.ArgumentParser, help: str = "no progress bar") -> None:
     p.add_argument("--no-progress", action="store_true", help=help)
 
@@ -57,10 +65,7 @@ def add_sizes(p: argparse.ArgumentParser, whose: str) -> None:
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
     """Flags of the adain, style-swap and gatys methods (rejected where they do not apply)."""
-    p.add_argument_group("adain options").add_argument(
-        "--transform", metavar="FILE",
-        help="adain: a trained covariance transform (stylekit train adain-transform) in place of the shipped one; "
-             "'none': plain AdaIN (default: the shipped transform with the shipped decoder, plain AdaIN with --weights)")
+    add_transform(p.add_argument_group("adain options"))
     g = p.add_argument_group("style-swap and gatys options")
     g.add_argument("--optimize", action="store_true",
                    help="style-swap: invert the swapped features by image optimisation instead of the inverse network")

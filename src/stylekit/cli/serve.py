@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..errors import StylekitError
-from .flags import DEVICE_HELP, ENCODER_HELP, METHODS
+from .flags import DEVICE_HELP, ENCODER_HELP, METHODS, add_transform
 from .parser import warn
 
 
@@ -19,6 +19,7 @@ def add_commands(commands) -> None:
     p.add_argument("--fast-weights", help="fast network weights, for --methods fast: the page's instant previews "
                                           "and webcam mode (default: the shipped one)")
     p.add_argument("--encoder-weights", help=ENCODER_HELP)
+    add_transform(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--concurrency", type=int, default=1, help="stylizations at once; others queue (default: 1)")
     p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per request (default: 120)")
@@ -40,7 +41,9 @@ def cmd_serve(args) -> int:
         max_body_bytes=int(args.max_body_mb * 2**20), max_concurrency=args.concurrency,
         request_timeout_s=args.timeout, max_side=args.max_side,
     )
+    if args.transform is not None and "adain" not in args.methods:
+        raise StylekitError("--transform applies only to --methods adain")
     serve(args.host, args.port, methods=args.methods, device=args.device, weights=args.weights,
-          encoder_weights=args.encoder_weights, fast_weights=args.fast_weights, limits=limits,
-          log_level=args.log_level)
+          encoder_weights=args.encoder_weights, fast_weights=args.fast_weights, transform_weights=args.transform,
+          limits=limits, log_level=args.log_level)
     return 0

@@ -3,8 +3,9 @@ the work is :mod:`stylekit.video` and :mod:`stylekit.temporal`."""
 
 from __future__ import annotations
 
+from ..errors import StylekitError
 from .flags import (METHODS, add_alpha, add_model_flags, add_no_progress, add_preserve_color, add_sizes,
-                    add_style_weights, builtin_styles)
+                    add_style_weights, add_transform, builtin_styles)
 
 
 def add_commands(commands) -> None:
@@ -32,6 +33,7 @@ def add_commands(commands) -> None:
     p.add_argument("--feature-layer", metavar="LAYER",
                    help="also measure the frame-difference error in this relu layer's features (e.g. relu2_1)")
     add_model_flags(p, "decoder weights (default: the shipped one)")
+    add_transform(p)
     add_no_progress(p)
     p.set_defaults(func=cmd_video)
 
@@ -40,12 +42,15 @@ def cmd_video(args) -> int:
     from ..temporal import SmoothConfig
     from ..video import smooth_config, stylize_video
 
+    if args.transform is not None and args.method != "adain":
+        raise StylekitError("--transform applies only to --method adain")
     strength = 0.0 if args.no_smooth else args.smooth
     smooth = smooth_config(SmoothConfig() if strength is None else strength, flow=args.flow)
     result = stylize_video(
         args.input, builtin_styles(args.style), args.output, method=args.method, alpha=args.alpha, style_weights=args.style_weights,
         preserve_color=args.preserve_color, size=args.size, style_size=args.style_size, device=args.device,
-        weights=args.weights, encoder_weights=args.encoder_weights, max_frames=args.max_frames,
+        weights=args.weights, encoder_weights=args.encoder_weights, transform_weights=args.transform,
+        max_frames=args.max_frames,
         progress=not args.no_progress, smooth=smooth, feature_layer=args.feature_layer,
     )
     print(result.summary())

@@ -499,10 +499,11 @@ def create_app(
 
 
 def load_models(methods: Iterable[str], *, device: str = "auto", weights=None, encoder_weights=None,
-                fast_weights=None) -> dict:
-    """``stylekit.load`` once per method; ``weights`` is adain's decoder and
-    ``fast_weights`` the fast network's (other methods use their shipped
-    weights, gatys none)."""
+                fast_weights=None, transform_weights=None) -> dict:
+    """``stylekit.load`` once per method; ``weights`` is adain's decoder,
+    ``transform_weights`` its covariance transform
+    (:meth:`stylekit.adain.model.AdaINStylizer.load`), and ``fast_weights`` the
+    fast network's (other methods use their shipped weights, gatys none)."""
     from .. import api
 
     models = {}
@@ -510,13 +511,15 @@ def load_models(methods: Iterable[str], *, device: str = "auto", weights=None, e
         if name not in api.METHODS:
             raise StylekitError(f"unknown method {name!r}; available: {', '.join(api.METHODS)}")
         options = {"progress": False} if name == "gatys" else {}
+        if name == "adain" and transform_weights is not None:
+            options["transform_weights"] = transform_weights
         own = {"adain": weights, "fast": fast_weights}.get(name)
         models[name] = api.load(name, device=device, weights=own, encoder_weights=encoder_weights, **options)
     return models
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, *, methods: Iterable[str] = ("adain",), device: str = "auto",
-          weights=None, encoder_weights=None, fast_weights=None, limits: Limits | None = None,
+          weights=None, encoder_weights=None, fast_weights=None, transform_weights=None, limits: Limits | None = None,
           log_level: str = "info") -> None:
     """Load the models, then serve until interrupted (binds loopback by default)."""
     import uvicorn
@@ -524,7 +527,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, methods: Iterable[str] =
     if not 0 <= port <= 65535:
         raise StylekitError(f"port must be in 0..65535, got {port}")
     models = load_models(methods, device=device, weights=weights, encoder_weights=encoder_weights,
-                         fast_weights=fast_weights)
+                         fast_weights=fast_weights, transform_weights=transform_weights)
     app = create_app(models, limits=limits)
     limits = limits or Limits()
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5,
