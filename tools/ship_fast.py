@@ -115,7 +115,11 @@ def training_text(cfg: dict, settings: dict | None) -> str:
     where = (f"feature distance at 1/{cfg['feature_scale']} resolution"
              + (", style loss summed over the output at " + ", ".join("full" if k == 1 else f"1/{k}" for k in scales)
                 + " resolution" if cfg.get("style_weight") else ""))
-    teacher = "distillation from `adain` (coarse to fine, the default stylizer)"
+    # settings written before the teacher's transform was a setting had plain AdaIN as the teacher
+    chosen = (settings if cfg.get("teacher_set") else cfg).get("teacher_transform", "none")
+    teacher = ("distillation from `adain` (coarse to fine, the default stylizer"
+               + (", with plain AdaIN: before the covariance transform was the default)" if chosen == "none" else
+                  ", with the shipped covariance transform)" if chosen is None else f", with the transform {chosen})"))
     if cfg.get("teacher_set"):
         pairs = settings["shards"] * settings["shard_size"]
         return (f"{teacher} through a teacher set of {pairs:,} pairs of {settings['crop']} px crops "
