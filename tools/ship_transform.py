@@ -39,7 +39,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_model import DATA, REPO, loss_curve, sha256  # noqa: E402
+from ship_model import DATA, REPO, compare_outputs, loss_curve, sha256  # noqa: E402
 
 NAME = "adain-transform-relu3_1"
 FILE = "adain_transform_relu3_1.safetensors"
@@ -62,25 +62,9 @@ def _stylizer(weights: dict, detail_share: float):
 
 def compare_precisions(weights32: dict, detail_share: float, data: Path, size: int = 512, pairs: int = 8) -> dict:
     """The default stylization with fp16-rounded against fp32 weights, on dev_eval pairs."""
-    from stylekit.evaluate import score
-    from stylekit.images import expand_inputs
-    from stylekit.pipeline import fit, to_tensor_image
-
-    fp32 = _stylizer(weights32, detail_share)
-    fp16 = _stylizer({k: v.half() for k, v in weights32.items()}, detail_share)
-    contents = expand_inputs([data / "dev_eval" / "content"], "content")
-    styles = expand_inputs([data / "dev_eval" / "style"], "style")
-    worst, total, count, style_change = 0.0, 0.0, 0, []
-    for i in range(pairs):
-        c = fit(to_tensor_image(contents[i % len(contents)], "c")[0], size, False)
-        s = fit(to_tensor_image(styles[(3 * i) % len(styles)], "s")[0], size, False)
-        a, b = fp32.stylize(c, s, size=0, style_size=0), fp16.stylize(c, s, size=0, style_size=0)
-        diff = (a - b).abs() * 255
-        worst, total, count = max(worst, float(diff.max())), total + float(diff.sum()), count + diff.numel()
-        la, lb = score(fp32.encoder, a, c, s)["style"], score(fp32.encoder, b, c, s)["style"]
-        style_change.append(abs(lb - la) / la)
-    return {"pairs": pairs, "size": size, "max_abs_diff_255": worst, "mean_abs_diff_255": total / count,
-            "max_rel_style_loss_change": max(style_change)}
+    stylizers = {"fp32": _stylizer(weights32, detail_share),
+                 "fp16": _stylizer({k: v.half() for k, v in weights32.items()}, detail_share)}
+    return compare_outputs(stylizers, stylizers["fp32"].encoder, data, size, pairs)
 
 
 def package(args) -> None:
