@@ -95,7 +95,7 @@ def package(args) -> None:
     print(json.dumps({"step": step, "fp16": use_fp16, **precision}, indent=2))
 
 
-def table(result: dict, resolution: bool = False) -> str:
+def table(result: dict) -> str:
     """The benchmark's printed table, as it saved it (perflab.report keeps the lines)."""
     lines = result.get("table")
     if not lines:

@@ -64,6 +64,30 @@ def feature_stats(x):
     return m, ((x - m[..., None, None]) ** 2).mean(dim=(2, 3)).add(1e-5).sqrt()
 
 
+LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+
+
+def adain_reference(task, c, s):
+    """float64, through ``task``'s encoder and decoder: the content's relu3_1
+    features, the style's features, the AdaIN target ``t``, the decoder's image
+    of ``t`` and that image's features."""
+    with torch.no_grad():
+        fc = task.encoder(c, LAYERS)["relu3_1"].double()
+        fs = {k: v.double() for k, v in task.encoder(s, LAYERS).items()}
+        cm, cs = feature_stats(fc)
+        sm, ss = feature_stats(fs["relu3_1"])
+        t = ss[..., None, None] * (fc - cm[..., None, None]) / cs[..., None, None] + sm[..., None, None]
+        out = task.decoder(t.float())
+        fo = {k: v.double() for k, v in task.encoder(out, LAYERS).items()}
+    return fc, fs, t, out, fo
+
+
+def mean_std_reference(fo, fs):
+    """The mean/std style loss summed over ``LAYERS``, from :func:`feature_stats`."""
+    return sum(F.mse_loss(feature_stats(fo[l])[0], feature_stats(fs[l])[0])
+               + F.mse_loss(feature_stats(fo[l])[1], feature_stats(fs[l])[1]) for l in LAYERS)
+
+
 def test_loss_is_the_papers(tiny_data):
     """Content loss against the AdaIN target t (not the content features), mean/std style loss."""
     from stylekit.adain.train import AdaINTrainConfig, AdaINTrainTask
@@ -77,19 +101,9 @@ def test_loss_is_the_papers(tiny_data):
     total, parts = task.losses(c, s)
     loss_c, loss_s = parts["content"], parts["style"]
 
-    enc, dec = task.encoder, task.decoder
-    layers = ("relu1_1", "relu2_1", "relu3_1")
-    with torch.no_grad():
-        fc = enc(c, layers)["relu3_1"].double()
-        fs = {k: v.double() for k, v in enc(s, layers).items()}
-        stats = feature_stats
-        cm, cs = stats(fc)
-        sm, ss = stats(fs["relu3_1"])
-        t = ss[..., None, None] * (fc - cm[..., None, None]) / cs[..., None, None] + sm[..., None, None]
-        out = dec(t.float())
-        fo = {k: v.double() for k, v in enc(out, layers).items()}
-        ref_c = F.mse_loss(fo["relu3_1"], t)
-        ref_s = sum(F.mse_loss(stats(fo[l])[0], stats(fs[l])[0]) + F.mse_loss(stats(fo[l])[1], stats(fs[l])[1]) for l in layers)
+    _, fs, t, _, fo = adain_reference(task, c, s)
+    ref_c = F.mse_loss(fo["relu3_1"], t)
+    ref_s = mean_std_reference(fo, fs)
     assert loss_c.item() == pytest.approx(ref_c.item(), rel=1e-4)
     assert loss_s.item() == pytest.approx(ref_s.item(), rel=1e-4)
     assert total.item() == pytest.approx(0.5 * ref_c.item() + 7.0 * ref_s.item(), rel=1e-4)

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 import stylekit
 from stylekit.cli import main
 
-from .test_train_adain import TINY, feature_stats, read_log, tiny_data  # noqa: F401 (a fixture)
+from .test_train_adain import (LAYERS, TINY, adain_reference, mean_std_reference, read_log,  # noqa: F401 (a fixture)
+                               tiny_data)
 
 
 def train_args(data, run_dir, *extra):
@@ -35,26 +36,15 @@ def test_loss_keeps_the_content_features_and_asks_for_the_styles_statistics_and_
     c, s = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     total, parts = task.losses(c, s)
 
-    enc, dec = task.encoder, task.decoder
-    layers = ("relu1_1", "relu2_1", "relu3_1")
-    with torch.no_grad():
-        fc = enc(c, layers)["relu3_1"].double()
-        fs = {k: v.double() for k, v in enc(s, layers).items()}
-        stats = feature_stats
+    def gram(x):
+        flat = x.flatten(2)
+        return flat @ flat.transpose(1, 2) / flat.shape[-1]
 
-        def gram(x):
-            flat = x.flatten(2)
-            return flat @ flat.transpose(1, 2) / flat.shape[-1]
-
-        cm, cs = stats(fc)
-        sm, ss = stats(fs["relu3_1"])
-        t = ss[..., None, None] * (fc - cm[..., None, None]) / cs[..., None, None] + sm[..., None, None]
-        out = dec(t.float())
-        fo = {k: v.double() for k, v in enc(out, layers).items()}
-        ref_ssim = 1 - sum(ssim_gray(o.clamp(0, 1), x) for o, x in zip(out, c)) / 2
-        ref_c = F.mse_loss(fo["relu3_1"], fc)
-        ref_s = sum(F.mse_loss(stats(fo[l])[0], stats(fs[l])[0]) + F.mse_loss(stats(fo[l])[1], stats(fs[l])[1]) for l in layers)
-        ref_g = sum(F.mse_loss(gram(fo[l]), gram(fs[l])) for l in layers)
+    fc, fs, _, out, fo = adain_reference(task, c, s)  # an untrained transform is AdaIN
+    ref_ssim = 1 - sum(ssim_gray(o.clamp(0, 1), x) for o, x in zip(out, c)) / 2
+    ref_c = F.mse_loss(fo["relu3_1"], fc)
+    ref_s = mean_std_reference(fo, fs)
+    ref_g = sum(F.mse_loss(gram(fo[l]), gram(fs[l])) for l in LAYERS)
     assert parts["content"].item() == pytest.approx(ref_c.item(), rel=1e-4)
     assert parts["style"].item() == pytest.approx(ref_s.item(), rel=1e-4)
     assert parts["gram"].item() == pytest.approx(ref_g.item(), rel=1e-4)
